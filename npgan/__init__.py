@@ -1,0 +1,28 @@
+"""npgan: a GAN library written from scratch, with handwritten backward passes,
+on NumPy (CPU) or CuPy (CUDA) through one backend switch.
+
+Start reading at npgan/layers.py, then losses.py, gan.py (the G step is the lesson).
+"""
+from npgan.backend import (BACKENDS, Backend, BackendError, get_array_module,
+                           get_backend, to_numpy)
+from npgan.gan import build_discriminator, build_generator, d_step, g_step, train_step
+from npgan.gradcheck import (GradientCheckError, assert_gradients_ok, check_layer,
+                             directional_check, numerical_grad, rel_error)
+from npgan.layers import (Layer, LeakyReLU, Linear, Parameter, ReLU, Sequential,
+                          Sigmoid, Tanh)
+from npgan.losses import (G_LOSSES, bce, bce_with_logits, d_loss, g_loss_minimax,
+                          g_loss_nonsaturating, get_g_loss, sigmoid, softplus)
+from npgan.optim import SGD, Adam
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS", "Backend", "BackendError", "get_array_module", "get_backend", "to_numpy",
+    "build_discriminator", "build_generator", "d_step", "g_step", "train_step",
+    "GradientCheckError", "assert_gradients_ok", "check_layer", "directional_check",
+    "numerical_grad", "rel_error",
+    "Layer", "LeakyReLU", "Linear", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
+    "G_LOSSES", "bce", "bce_with_logits", "d_loss", "g_loss_minimax",
+    "g_loss_nonsaturating", "get_g_loss", "sigmoid", "softplus",
+    "SGD", "Adam",
+]

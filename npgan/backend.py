@@ -1,0 +1,285 @@
+"""The array backend: the one module of npgan that imports numpy or cupy.
+
+Everything else writes its math against an array namespace `xp`, found with
+`get_array_module(x)` (the CuPy/Chainer idiom), and creates arrays and random
+numbers through a `Backend` object from `get_backend(...)`:
+
+    >>> be = get_backend("numpy", dtype="float32", seed=0)
+    >>> z = be.randn((2, 3))          # noise on the backend's device, in its dtype
+    >>> be.to_numpy(z).dtype          # the one way back to the host
+    dtype('float32')
+
+Backends:
+  "numpy"             CPU; the reference.
+  "cupy"              CUDA via CuPy (`pip install "npgan[cuda12]"` or `[cuda13]`).
+  "array-api-strict"  test only: a strict Array API namespace whose non-default devices
+                      refuse any conversion to NumPy, like CuPy does. It proves on a
+                      CPU-only machine that the math uses no NumPy-only calls.
+"""
+from __future__ import annotations
+
+import numpy
+
+# numpy, for host-side work only (parsing files, checkpoints, reports). Library code
+# uses this name instead of `import numpy`, so that this module stays the only importer.
+host = numpy
+
+BACKENDS = ("numpy", "cupy", "array-api-strict")
+DTYPES = ("float32", "float64")
+
+_CUPY_HINT = 'pip install "npgan[cuda12]"  (or "npgan[cuda13]" for CUDA 13)'
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be used on this machine; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------- imports
+def _import_cupy():
+    """Import CuPy and check that a CUDA device is usable, or raise BackendError.
+
+    `import cupy` succeeds even on a machine with no driver (cupy.is_available() then
+    quietly returns False), so we ask the runtime for the device count: its exception
+    is the real reason and goes into our message.
+    """
+    try:
+        import cupy
+    except Exception as err:  # ImportError, or a broken install raising something else
+        raise BackendError(
+            f"the 'cupy' backend needs CuPy, which could not be imported "
+            f"({type(err).__name__}: {err}). Install it with: {_CUPY_HINT}, "
+            f"or use backend='numpy'."
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError: cudaErrorInsufficientDriver, ...
+        raise BackendError(
+            f"CuPy is installed but no usable CUDA device or driver was found "
+            f"({type(err).__name__}: {err}). Check `nvidia-smi` and that the CuPy "
+            f"package matches your CUDA version ({_CUPY_HINT}), or use backend='numpy'."
+        ) from err
+    if count < 1:
+        raise BackendError(
+            "CuPy is installed but reports 0 CUDA devices; use backend='numpy'."
+        )
+    return cupy
+
+
+def _import_array_api_strict():
+    try:
+        import array_api_strict
+    except Exception as err:
+        raise BackendError(
+            f"the 'array-api-strict' test backend needs the array-api-strict package "
+            f"({type(err).__name__}: {err}); install it with: pip install array-api-strict"
+        ) from err
+    return array_api_strict
+
+
+def cupy_status() -> str | None:
+    """None if the cupy backend is usable here, else the one-line reason it is not."""
+    try:
+        _import_cupy()
+    except BackendError as err:
+        return str(err)
+    return None
+
+
+# ------------------------------------------------------------------ array namespaces
+def _namespace_of(a):
+    """The array namespace of one array (numpy, cupy or an Array API namespace)."""
+    if isinstance(a, numpy.ndarray):
+        return numpy
+    module = type(a).__module__
+    if module.startswith("cupy"):
+        import cupy  # already imported, since a cupy array exists
+
+        return cupy
+    if hasattr(a, "__array_namespace__"):
+        return a.__array_namespace__()
+    raise TypeError(
+        f"expected an array (numpy.ndarray, cupy.ndarray or an Array API array), "
+        f"got {type(a).__name__}"
+    )
+
+
+def device_of(a) -> str:
+    """A printable name of the device that holds array `a`, e.g. 'numpy:cpu'."""
+    xp = _namespace_of(a)
+    if xp is numpy:
+        return "numpy:cpu"
+    if getattr(xp, "__name__", "") == "cupy":
+        return f"cupy:cuda:{a.device.id}"
+    return f"{getattr(xp, '__name__', 'array-api')}:{getattr(a.device, '_device', a.device)}"
+
+
+def get_array_module(*arrays):
+    """The namespace `xp` for the given arrays; Python scalars and None are skipped.
+
+    Raises ValueError naming both devices when arrays live on different devices
+    (numpy with cupy, or two devices of one namespace).
+    """
+    xp, first = None, None
+    for a in arrays:
+        if a is None or isinstance(a, (bool, int, float)):
+            continue
+        if first is None:
+            xp, first = _namespace_of(a), a
+            continue
+        if _namespace_of(a) is not xp or device_of(a) != device_of(first):
+            raise ValueError(
+                f"arrays on different devices: {device_of(first)} and {device_of(a)}; "
+                f"move them to one backend first (Backend.asarray)"
+            )
+    return numpy if xp is None else xp
+
+
+def astype(a, dtype):
+    """a cast to `dtype` (no copy if it already has it), on any namespace."""
+    if a.dtype == dtype:
+        return a
+    xp = _namespace_of(a)
+    if hasattr(xp, "astype"):  # Array API / NumPy 2
+        return xp.astype(a, dtype)
+    return a.astype(dtype)  # older CuPy
+
+
+def to_numpy(a):
+    """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA)."""
+    xp = _namespace_of(a)
+    if xp is numpy:
+        return a
+    if getattr(xp, "__name__", "") == "cupy":
+        return xp.asnumpy(a)
+    # Array API: move to the namespace's CPU device first, which converts freely.
+    cpu = xp.__array_namespace_info__().default_device()
+    return numpy.asarray(a.to_device(cpu))
+
+
+# ----------------------------------------------------------------------- the backend
+class Backend:
+    """One array library + device + float dtype + seeded random generator.
+
+    Attributes: name, xp (the array namespace), dtype (an xp dtype), device, rng.
+    `host_transfers` counts device-to-host copies made through `to_numpy`/`item`:
+    the training loop is tested to make none between logging intervals.
+    """
+
+    def __init__(self, name, xp, dtype, seed, device=None):
+        self.name = name
+        self.xp = xp
+        self.dtype = getattr(xp, dtype)
+        self.dtype_name = dtype
+        self.device = device
+        self.seed = seed
+        self.host_transfers = 0
+        if name == "cupy":
+            self.rng = xp.random.default_rng(seed)
+        else:  # numpy, and array-api-strict (which has no RNG: we draw on the host)
+            self.rng = numpy.random.default_rng(seed)
+
+    def __repr__(self):
+        dev = f", device={self.device}" if self.device is not None else ""
+        return f"Backend({self.name!r}, dtype={self.dtype_name!r}{dev}, seed={self.seed})"
+
+    # -- moving arrays -------------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """`a` (host array, list or array of this backend) on this backend's device.
+
+        Floating input is cast to the backend's float dtype unless `dtype` is given.
+        """
+        if dtype is None:
+            kind = numpy.asarray(a).dtype.kind if isinstance(a, (list, tuple, float, int)) else None
+            src = getattr(a, "dtype", None)
+            is_float = kind == "f" or (src is not None and "float" in str(src))
+            dtype = self.dtype if is_float else None
+        if self.name == "array-api-strict":
+            if isinstance(a, numpy.ndarray) or not hasattr(a, "__array_namespace__"):
+                a = numpy.asarray(a)
+                if dtype is not None:
+                    a = a.astype(str(dtype).split(".")[-1])
+                return self.xp.asarray(a, device=self.device)
+            out = self.xp.asarray(a, device=self.device)
+            return out if dtype is None else astype(out, dtype)
+        out = self.xp.asarray(a)
+        return out if dtype is None else astype(out, dtype)
+
+    def to_numpy(self, a):
+        """The one exit to the host (counted; on CUDA it synchronizes)."""
+        if self.name != "numpy":
+            self.host_transfers += 1
+        return to_numpy(a)
+
+    def item(self, a) -> float:
+        """A 0-d array as a Python float: a host sync on CUDA, so only at logging points."""
+        return float(self.to_numpy(a))
+
+    def synchronize(self):
+        """Wait for queued device work (CUDA); a no-op on the CPU backends."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+    # -- creating arrays -----------------------------------------------------------
+    def zeros(self, shape):
+        if self.name == "array-api-strict":
+            return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+        return self.xp.zeros(shape, dtype=self.dtype)
+
+    def _from_host(self, a):
+        return self.xp.asarray(a, device=self.device)
+
+    def randn(self, shape):
+        """Standard normal samples, (shape), in the backend dtype, drawn on the device."""
+        if self.name == "array-api-strict":
+            return self._from_host(self.rng.standard_normal(shape, dtype=self.dtype_name))
+        return self.rng.standard_normal(shape, dtype=self.dtype)
+
+    def uniform(self, low, high, shape):
+        """Uniform samples in [low, high), in the backend dtype."""
+        if self.name == "array-api-strict":
+            u = self.rng.random(shape, dtype=self.dtype_name)
+            return self._from_host(u * (high - low) + low)
+        u = self.rng.random(shape, dtype=self.dtype)
+        u *= high - low  # Python scalars keep the array's dtype (NEP 50)
+        u += low
+        return u
+
+    def permutation(self, n):
+        """A random permutation of range(n) on the device (CuPy's Generator has none)."""
+        if self.name == "numpy":
+            return self.rng.permutation(n)
+        if self.name == "cupy":
+            return self.xp.argsort(self.rng.random(n, dtype=self.xp.float32))
+        return self._from_host(self.rng.permutation(n))
+
+
+def get_backend(name="numpy", dtype="float32", seed=None, device=None) -> Backend:
+    """Make a Backend. `name`: numpy | cupy | array-api-strict; `dtype`: float32 | float64.
+
+    `device` is only for array-api-strict (e.g. "device1", or "no_float64", a device
+    with no float64 at all). Errors say what is wrong and how to fix it.
+    """
+    if name not in BACKENDS:
+        raise ValueError(
+            f"unknown backend {name!r}; valid backends are: {', '.join(BACKENDS)}"
+        )
+    if dtype not in DTYPES:
+        raise ValueError(f"unsupported dtype {dtype!r}; use one of: {', '.join(DTYPES)}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    if name == "numpy":
+        return Backend("numpy", numpy, dtype, seed)
+    if name == "cupy":
+        return Backend("cupy", _import_cupy(), dtype, seed)
+    xp = _import_array_api_strict()
+    info = xp.__array_namespace_info__()
+    names = {d._device: d for d in info.devices()}  # Device('device1') -> 'device1'
+    dev_name = device or "CPU_DEVICE"
+    if dev_name not in names:
+        raise ValueError(
+            f"unknown array-api-strict device {dev_name!r}; valid: {', '.join(names)}"
+        )
+    dev = names[dev_name]
+    if dtype not in [str(k) for k in info.dtypes(device=dev)]:
+        raise BackendError(f"device {dev_name!r} has no {dtype}; use float32 there")
+    return Backend("array-api-strict", xp, dtype, seed, device=dev)

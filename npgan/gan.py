@@ -1,0 +1,114 @@
+"""The GAN of Goodfellow et al. (2014): MLP builders and the adversarial training step.
+
+    G: z (B, Z) -> x_fake (B, P)          D: x (B, P) -> logit (B, 1),  D(x) = sigmoid(logit)
+
+One training step = k D-updates with G frozen, then one G-update with D frozen.
+"Frozen" means "not stepped": in the G-update the gradient still flows back *through*
+D (that is how G learns), but D's weight gradients are not even computed.
+This module is the one place where the gradient crosses from D into G: g_step().
+reference: https://arxiv.org/abs/1406.2661 (Algorithm 1)
+"""
+from __future__ import annotations
+
+from npgan.backend import astype, get_array_module
+from npgan.layers import LeakyReLU, Linear, Sequential, Tanh
+from npgan.losses import bce_with_logits, get_g_loss, sigmoid
+
+
+def build_generator(backend, latent_dim=100, hidden=(256, 512, 1024), out_dim=784,
+                    slope=0.2, init="default"):
+    """G: Z -> 256 -> 512 -> 1024 -> P with LeakyReLU(0.2), then Tanh (pixels in [-1, 1])."""
+    layers, width = [], latent_dim
+    for h in hidden:
+        layers += [Linear(width, h, backend, init), LeakyReLU(slope)]   # (B, width) -> (B, h)
+        width = h
+    layers += [Linear(width, out_dim, backend, init), Tanh()]           # (B, H) -> (B, P)
+    return Sequential(*layers)
+
+
+def build_discriminator(backend, in_dim=784, hidden=(512, 256), slope=0.2, init="default"):
+    """D: P -> 512 -> 256 -> 1 with LeakyReLU(0.2); outputs a logit (no Sigmoid layer:
+    the loss fuses it, see losses.bce_with_logits)."""
+    layers, width = [], in_dim
+    for h in hidden:
+        layers += [Linear(width, h, backend, init), LeakyReLU(slope)]   # (B, width) -> (B, h)
+        width = h
+    layers += [Linear(width, 1, backend, init)]                         # (B, H) -> (B, 1)
+    return Sequential(*layers)
+
+
+def _mean(a):
+    xp = get_array_module(a)
+    return xp.mean(a)
+
+
+def _fraction(mask, dtype):
+    xp = get_array_module(mask)
+    return xp.mean(astype(mask, dtype))
+
+
+def d_step(G, D, opt_d, x_real, z, real_label=1.0):
+    """One D-update: maximize log D(x) + log(1 - D(G(z))), G frozen.
+
+    x_real: (B, P) real images; z: (B, Z) noise. Returns a dict of 0-d device arrays.
+    """
+    if not 0.0 < real_label <= 1.0:
+        raise ValueError(f"real_label must be in (0, 1] (0.9 = one-sided smoothing), got {real_label}")
+    D.zero_grad()
+    # (1a) real half: -log D(x). Backward right away, because the next D.forward
+    # (the fake half) overwrites D's single-slot caches.
+    logits_real = D.forward(x_real)                    # (B, P) -> (B, 1)
+    loss_real, dlogits_real = bce_with_logits(logits_real, real_label)
+    D.backward(dlogits_real)                           # (B, 1) -> (B, P); D's grads += ...
+    # (1b) fake half: -log(1 - D(G(z))). G is frozen: forward only, no G.backward.
+    x_fake = G.forward(z)                              # (B, Z) -> (B, P)
+    logits_fake = D.forward(x_fake)                    # (B, P) -> (B, 1)
+    loss_fake, dlogits_fake = bce_with_logits(logits_fake, 0.0)
+    D.backward(dlogits_fake)                           # D's grads += ... (sum of both halves)
+    opt_d.step()                                       # only D moves
+    loss = loss_real + loss_fake                       # = losses.d_loss(...)[0]
+    dtype = logits_real.dtype
+    return {
+        "loss_d": loss,
+        "d_real": _mean(sigmoid(logits_real)),         # mean D(x), before the update
+        "d_fake": _mean(sigmoid(logits_fake)),         # mean D(G(z))
+        "acc_real": _fraction(logits_real > 0, dtype), # D says "real" to real images
+        "acc_fake": _fraction(logits_fake < 0, dtype), # D says "fake" to fakes
+    }
+
+
+def g_step(G, D, opt_g, z, g_loss="non-saturating"):
+    """One G-update: minimize G's loss with D frozen; the gradient crosses D into G.
+
+    z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))).
+    """
+    loss_fn = get_g_loss(g_loss)
+    G.zero_grad()
+    x_fake = G.forward(z)                              # (B, Z) -> (B, P)
+    logits = D.forward(x_fake)                         # (B, P) -> (B, 1)
+    loss_g, dlogits = loss_fn(logits)                  # dL/dlogits, (B, 1)
+    # the gradient crosses D here: dL/dx_fake = dL/dlogits * dlogits/dx_fake.
+    # param_grads=False: D is frozen, so we compute only its input gradient.
+    dx_fake = D.backward(dlogits, param_grads=False)   # (B, 1) -> (B, P)
+    G.backward(dx_fake)                                # (B, P) -> (B, Z); fills G's grads
+    opt_g.step()                                       # only G moves
+    return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits))}
+
+
+def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
+               g_loss="non-saturating", real_label=1.0):
+    """Algorithm 1 of Goodfellow et al.: len(real_batches) = k D-updates, then one G-update.
+
+    real_batches: a list of k arrays (B, P) on the backend's device. Fresh noise for each
+    update comes from the backend's generator. Returns the statistics of the last
+    D-update and of the G-update as 0-d device arrays (no host sync here).
+    """
+    if not real_batches:
+        raise ValueError("train_step needs at least one real batch (k >= 1)")
+    for x_real in real_batches:                        # (1) k times: update D
+        z = backend.randn((x_real.shape[0], latent_dim))
+        stats = d_step(G, D, opt_d, x_real, z, real_label)
+    batch = real_batches[-1].shape[0]
+    z = backend.randn((batch, latent_dim))             # (2) once: update G
+    stats.update(g_step(G, D, opt_g, z, g_loss))
+    return stats

@@ -1,0 +1,246 @@
+"""Layers with handwritten forward and backward passes.
+
+Shape letters used in the comments of npgan:
+    B = batch size, Z = latent size, H = a hidden width, P = pixels (784),
+    in / out = a layer's input and output widths.
+
+The contract of every layer (see Layer):
+  forward(x)  computes y and caches exactly what backward needs (one slot);
+  backward(dout) consumes that cache, returns dx = dL/dx and ADDS (+=) into the
+    parameter gradients, so two forward/backward pairs before one optimizer step
+    sum their gradients (D's real and fake halves do that);
+  zero_grad() resets the gradients; the optimizer never does it silently.
+So the order is always: forward -> backward, then the next forward.
+"""
+from __future__ import annotations
+
+import math
+
+from npgan.backend import astype, get_array_module
+
+
+class Parameter:
+    """A trainable array and its gradient of the same shape and dtype (PyTorch's
+    `param.data` / `param.grad`). The optimizer updates `data` in place."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = get_array_module(data).zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Layer:
+    """Base class: parameters, gradient reset and the single-slot cache."""
+
+    def parameters(self) -> list[Parameter]:
+        return [v for v in vars(self).values() if isinstance(v, Parameter)]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def _need(self, name):
+        """Take the cached value `name`, or explain why it is missing.
+
+        The cache is consumed: a second backward without a new forward is an error,
+        because it would silently reuse activations of an older batch.
+        """
+        value = getattr(self, name, None)
+        if value is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called without a matching forward(): "
+                f"the cache '{name}' is empty. Call forward(x) before each backward(dout)."
+            )
+        setattr(self, name, None)
+        return value
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+# ---------------------------------------------------------------------------- Linear
+class Linear(Layer):
+    """Fully connected: y = x @ W.T + b.
+
+    x: (B, in) -> y: (B, out).   W: (out, in), b: (out,)   [PyTorch layout]
+    backward:  dx = dout @ W    dW += dout.T @ x    db += sum_B dout
+    init "default": PyTorch's nn.Linear, W and b ~ U(-1/sqrt(in), 1/sqrt(in));
+    init "normal": W ~ N(0, 0.02), b = 0 (the DCGAN paper's choice).
+    reference: https://pytorch.org/docs/stable/generated/torch.nn.Linear.html
+    """
+
+    def __init__(self, in_features, out_features, backend, init="default"):
+        if init == "default":
+            bound = 1.0 / math.sqrt(in_features)
+            W = backend.uniform(-bound, bound, (out_features, in_features))
+            b = backend.uniform(-bound, bound, (out_features,))
+        elif init == "normal":
+            W = backend.randn((out_features, in_features))
+            W *= 0.02
+            b = backend.zeros((out_features,))
+        else:
+            raise ValueError(f"unknown init {init!r}; use 'default' or 'normal'")
+        self.in_features, self.out_features = in_features, out_features
+        self.W = Parameter(W)
+        self.b = Parameter(b)
+        self.x = None
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear({self.in_features}, {self.out_features}) expects input of shape "
+                f"(B, {self.in_features}), got {tuple(x.shape)}"
+            )
+        if x.dtype != self.W.data.dtype:
+            raise TypeError(
+                f"{self!r} holds {self.W.data.dtype} weights but got a {x.dtype} input; "
+                f"make inputs with the same backend (Backend.asarray casts them)"
+            )
+        self.x = x                                  # (B, in), needed for dW
+        return x @ self.W.data.T + self.b.data      # (B, in) @ (in, out) -> (B, out)
+
+    def backward(self, dout, param_grads=True):
+        """param_grads=False: input gradient only (a frozen layer; see gan.g_step)."""
+        xp = get_array_module(dout)
+        x = self._need("x")
+        if param_grads:
+            # in the forward pass this was: y = x @ W.T + b, so
+            self.W.grad += dout.T @ x               # (out, B) @ (B, in) -> (out, in)
+            self.b.grad += xp.sum(dout, axis=0)     # (B, out) -> (out,)
+        return dout @ self.W.data                   # (B, out) @ (out, in) -> (B, in)
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+# ------------------------------------------------------------------- activations
+class LeakyReLU(Layer):
+    """y = x if x > 0 else slope * x, elementwise; (B, n) -> (B, n).
+
+    backward: dx = dout * (1 if x > 0 else slope).
+    We cache that local slope as an array of x's dtype (never an int mask, which
+    would upcast float32 to float64), so forward and backward are one multiply each.
+    reference: https://pytorch.org/docs/stable/generated/torch.nn.LeakyReLU.html
+    """
+
+    def __init__(self, slope=0.2):
+        self.slope = slope
+        self.local_slope = None
+
+    def forward(self, x):
+        positive = astype(x > 0, x.dtype)                   # 1.0 where x > 0, else 0.0
+        local_slope = positive * (1.0 - self.slope) + self.slope  # 1 or slope, x.dtype
+        self.local_slope = local_slope                      # (B, n): dy/dx elementwise
+        return x * local_slope
+
+    def backward(self, dout, param_grads=True):
+        return dout * self._need("local_slope")             # new array: dout untouched
+
+    def __repr__(self):
+        return f"LeakyReLU({self.slope})"
+
+
+class ReLU(LeakyReLU):
+    """y = max(x, 0); backward dx = dout * (x > 0). A LeakyReLU with slope 0."""
+
+    def __init__(self):
+        super().__init__(slope=0.0)
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x)), computed as 0.5 * tanh(x / 2) + 0.5, which never
+    overflows (the bare formula's exp(-x) overflows float32 at x = -100).
+
+    backward: dx = dout * y * (1 - y)   -- so we cache the output y, not x.
+    reference: https://pytorch.org/docs/stable/generated/torch.nn.Sigmoid.html
+    """
+
+    def __init__(self):
+        self.y = None
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = 0.5 * xp.tanh(0.5 * x) + 0.5
+        self.y = y                              # (B, n): enough for the derivative
+        return y
+
+    def backward(self, dout, param_grads=True):
+        y = self._need("y")
+        return dout * y * (1.0 - y)
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+
+class Tanh(Layer):
+    """y = tanh(x); backward dx = dout * (1 - y**2), so we cache the output y.
+    reference: https://pytorch.org/docs/stable/generated/torch.nn.Tanh.html
+    """
+
+    def __init__(self):
+        self.y = None
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.y = xp.tanh(x)                     # (B, n)
+        return self.y
+
+    def backward(self, dout, param_grads=True):
+        y = self._need("y")
+        return dout * (1.0 - y * y)
+
+    def __repr__(self):
+        return "Tanh()"
+
+
+# -------------------------------------------------------------------- Sequential
+class Sequential(Layer):
+    """Layers applied in order: x -> layers[0] -> layers[1] -> ... -> y."""
+
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout, param_grads=True):
+        # backward: go in the reverse order of the forward pass
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout, param_grads=param_grads)
+        return dout
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        """('0.W', p), ('0.b', p), ('2.W', p), ...: the index of the layer, then the name."""
+        return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.named_parameters()]
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

@@ -1,0 +1,165 @@
+"""Optimizers: SGD (with momentum) and Adam, with PyTorch's names and semantics.
+
+An optimizer holds a list of Parameters and, in step(), updates each `p.data` in
+place from `p.grad`. It never zeroes the gradients by itself: call zero_grad()
+(on the optimizer or the model) before the backward passes of the next update.
+
+All updates use in-place operators (`*=`, `+=`, `**=`) on state and one scratch
+buffer per parameter, so a step allocates no full-size temporaries, and every
+constant is a Python float, so float32 stays float32 (NEP 50).
+"""
+from __future__ import annotations
+
+import math
+
+from npgan.backend import get_array_module
+
+
+def _check_params(params):
+    params = list(params)
+    if not params:
+        raise ValueError("optimizer got an empty parameter list")
+    return params
+
+
+class Optimizer:
+    def __init__(self, params):
+        self.params = _check_params(params)
+        # one scratch buffer per parameter, reused every step instead of temporaries
+        self._tmp = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+    def _state_arrays(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        """Hyperparameters, the step count and the state arrays (lists, one per param)."""
+        return {"hyper": dict(self.hyper), "step": self.t, **self._state_arrays()}
+
+    def load_state_dict(self, state: dict):
+        """Restore state_dict() output; arrays are copied into the existing buffers."""
+        for key, arrays in self._state_arrays().items():
+            loaded = state[key]
+            if len(loaded) != len(arrays):
+                raise ValueError(
+                    f"optimizer state '{key}' has {len(loaded)} arrays, expected {len(arrays)}"
+                )
+            for i, (dst, src) in enumerate(zip(arrays, loaded)):
+                if tuple(src.shape) != tuple(dst.shape):
+                    raise ValueError(
+                        f"optimizer state '{key}'[{i}] has shape {tuple(src.shape)}, "
+                        f"expected {tuple(dst.shape)}"
+                    )
+                dst[...] = src
+        self.hyper.update(state.get("hyper", {}))
+        self.t = int(state["step"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, PyTorch semantics.
+
+    g = grad + weight_decay * p
+    buf = g (first step), else buf = momentum * buf + (1 - dampening) * g
+    g = g + momentum * buf if nesterov else buf;     p -= lr * g
+    reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0,
+                 weight_decay=0.0, nesterov=False):
+        if lr < 0:
+            raise ValueError(f"invalid learning rate lr={lr}: must be >= 0")
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params)
+        self.hyper = dict(lr=lr, momentum=momentum, dampening=dampening,
+                          weight_decay=weight_decay, nesterov=nesterov)
+        self.t = 0
+        self.buf = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def _state_arrays(self):
+        return {"buf": self.buf}
+
+    def step(self):
+        h = self.hyper
+        self.t += 1
+        for p, buf, g in zip(self.params, self.buf, self._tmp):
+            g[...] = p.grad                          # g = grad (a copy we may change)
+            if h["weight_decay"]:
+                buf_wd = p.data * h["weight_decay"]  # rare path; allocates
+                g += buf_wd
+            if h["momentum"]:
+                if self.t == 1:
+                    buf[...] = g                     # buf = g
+                else:
+                    buf *= h["momentum"]             # buf = momentum * buf
+                    if h["dampening"]:
+                        buf += (1.0 - h["dampening"]) * g  # + (1 - dampening) g (rare; allocates)
+                    else:
+                        buf += g                     #     + g
+                if h["nesterov"]:
+                    g += buf * h["momentum"]         # g = g + momentum * buf
+                else:
+                    g[...] = buf
+            g *= h["lr"]
+            p.data -= g                              # p -= lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, PyTorch semantics.
+
+    m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2         (t = 1, 2, ...)
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    So the first step is lr * g / (|g| + eps) ~ lr * sign(g).
+    GAN setting (Radford et al. 2015): lr = 2e-4, betas = (0.5, 0.999).
+    reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if lr < 0:
+            raise ValueError(f"invalid learning rate lr={lr}: must be >= 0")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"invalid betas={betas}: each must be in [0, 1)")
+        if eps < 0 or weight_decay < 0:
+            raise ValueError(f"eps ({eps}) and weight_decay ({weight_decay}) must be >= 0")
+        super().__init__(params)
+        self.hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        self.t = 0
+        self.m = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        self.v = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def _state_arrays(self):
+        return {"m": self.m, "v": self.v}
+
+    def step(self):
+        h = self.hyper
+        b1, b2 = h["betas"]
+        self.t += 1
+        # bias corrections in Python floats (double precision), with beta**t, not beta
+        step_size = h["lr"] / (1.0 - b1 ** self.t)
+        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2 ** self.t)
+        for p, m, v, tmp in zip(self.params, self.m, self.v, self._tmp):
+            g = p.grad
+            if h["weight_decay"]:
+                g = g + h["weight_decay"] * p.data   # L2 penalty (rare path; allocates)
+            m *= b1
+            tmp[...] = g
+            tmp *= 1.0 - b1
+            m += tmp                                 # m = b1 m + (1 - b1) g
+            v *= b2
+            tmp[...] = g
+            tmp *= g
+            tmp *= 1.0 - b2
+            v += tmp                                 # v = b2 v + (1 - b2) g^2
+            tmp[...] = v
+            tmp **= 0.5
+            tmp *= inv_sqrt_bc2
+            tmp += h["eps"]                          # denom = sqrt(v_hat) + eps
+            tmp **= -1.0
+            tmp *= m
+            tmp *= step_size                         # step_size * m / denom
+            p.data -= tmp
