@@ -36,7 +36,24 @@ class Parameter:
 
 
 class Layer:
-    """Base class: parameters, gradient reset and the single-slot cache."""
+    """Base class: parameters, buffers, train/eval mode, gradient reset, the cache.
+
+    Buffers are non-trainable state that a checkpoint must keep (BatchNorm's running
+    statistics): a layer with buffers overrides named_buffers().
+    """
+
+    training = True
+
+    def train(self, mode=True):
+        """Training mode (the default); eval() switches layers like BatchNorm/Dropout."""
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def named_buffers(self) -> list[tuple[str, object]]:
+        return []
 
     def parameters(self) -> list[Parameter]:
         return [v for v in vars(self).values() if isinstance(v, Parameter)]
@@ -230,6 +247,16 @@ class Sequential(Layer):
         """('0.W', p), ('0.b', p), ('2.W', p), ...: the index of the layer, then the name."""
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.named_parameters()]
+
+    def named_buffers(self):
+        return [(f"{i}.{name}", b) for i, layer in enumerate(self.layers)
+                for name, b in layer.named_buffers()]
+
+    def train(self, mode=True):
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
 
     def zero_grad(self):
         for layer in self.layers:
