@@ -239,19 +239,21 @@ def to_device(images, be):
     return x / 127.5 - 1.0
 
 
-def iterate_batches(x, batch_size: int, be, drop_last: bool = True):
+def iterate_batches(x, batch_size: int, be, drop_last: bool = True, order=None, start=0):
     """One epoch of shuffled minibatches of `x` (N, ...), each (batch_size, ...).
 
     The permutation comes from `be`'s seeded generator and stays on the device, and
     so do the batches. drop_last=False also yields the final, smaller batch.
+    `order` (a permutation of range(N)) and `start` (a batch index) let a resumed
+    run finish an interrupted epoch exactly where it stopped.
     """
     n = x.shape[0]
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be an int from 1 to the number of samples "
                          f"({n}), got {batch_size!r}")
-    idx = be.permutation(n)
+    idx = be.permutation(n) if order is None else order
     stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
+    for begin in range(start * batch_size, stop, batch_size):
         # The Array API allows no slice past the end, nor integer-array indexing
         # (x[idx]), so we clip the slice ourselves and gather with xp.take.
-        yield be.xp.take(x, idx[start:min(start + batch_size, n)], axis=0)
+        yield be.xp.take(x, idx[begin:min(begin + batch_size, n)], axis=0)

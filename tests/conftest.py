@@ -1,7 +1,12 @@
 """pytest configuration: hypothesis profiles ("ci" is derandomized, so CI is repeatable)."""
 import os
 
-from hypothesis import HealthCheck, settings
+# The tests multiply small matrices, where one BLAS thread is fastest, and a busy
+# 2-core machine makes multi-threaded BLAS crawl. Set before numpy is imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "default", deadline=None, max_examples=30,

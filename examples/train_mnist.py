@@ -1,0 +1,80 @@
+"""Train the classic MNIST GAN with npgan.
+
+    python examples/train_mnist.py --backend numpy            # or --backend cupy
+    python examples/train_mnist.py --dataset fashion-mnist --epochs 5
+    python examples/train_mnist.py --dry-run                  # a few steps, for CI
+
+A thin command line over npgan.train.train: every flag is a TrainConfig field.
+"""
+import argparse
+import sys
+
+from npgan.backend import BACKENDS, BackendError
+from npgan.checkpoint import CheckpointError
+from npgan.data import DATASETS, DataError
+from npgan.losses import G_LOSSES
+from npgan.train import ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted, train
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--backend", choices=[b for b in BACKENDS if b != "array-api-strict"],
+                   default=DEFAULTS.backend)
+    p.add_argument("--dataset", default=DEFAULTS.dataset,
+                   help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--data-dir", default=None, help="a folder with the four MNIST-format IDX files")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
+    p.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
+    p.add_argument("--d-steps", type=int, default=DEFAULTS.d_steps, help="k: D-updates per G-update")
+    p.add_argument("--g-loss", choices=list(G_LOSSES), default=DEFAULTS.g_loss)
+    p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
+                   help="one-sided: D's real target becomes 1 - this")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
+    p.add_argument("--out", default=DEFAULTS.out, help="output folder")
+    p.add_argument("--log-every", type=int, default=DEFAULTS.log_every)
+    p.add_argument("--log-grad-norms", action="store_true",
+                   help="record every layer's gradient norm in metrics.jsonl")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from OUT/checkpoint.npz (or the checkpoint given)")
+    p.add_argument("--dry-run", action="store_true", help="run 3 steps and stop (checks the set-up)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = TrainConfig(
+        backend=args.backend, dtype=args.dtype, dataset=args.dataset, data_dir=args.data_dir,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1,
+        latent_dim=args.latent_dim, d_steps=args.d_steps, g_loss=args.g_loss,
+        label_smoothing=args.label_smoothing, seed=args.seed, out=args.out,
+        log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
+        max_steps=3 if args.dry_run else None)
+    resume = None
+    if args.resume is not None:
+        resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume
+    try:
+        summary = train(config, resume=resume)
+    except (ConfigError, BackendError, DataError, CheckpointError) as err:
+        sys.exit(f"error: {err}")
+    except TrainingDiverged as err:
+        sys.exit(f"error: {err}")
+    except TrainingInterrupted as err:
+        print(f"\n{err}\nresume with: python examples/train_mnist.py --out {args.out} --resume")
+        sys.exit(130)
+    last = summary["last"] or {}
+    print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
+          f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
+          f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
+    for name, path in summary["files"].items():
+        print(f"  {name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

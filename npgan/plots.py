@@ -1,0 +1,78 @@
+"""Pictures of training: sample grids, their animation, and the loss curves.
+
+Headless by construction: we draw on matplotlib's Agg canvas directly (no pyplot,
+no global backend switch), and write GIFs with Pillow, which matplotlib depends on.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from npgan.backend import host as np
+
+
+def image_grid(images, nrow=None, side=28, pad=2):
+    """(N, side*side) images in [-1, 1] -> one (H, W) uint8 grid, `nrow` images a row."""
+    images = np.asarray(images, dtype=np.float32).reshape(-1, side, side)
+    n = images.shape[0]
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    grid = np.zeros((ncol * (side + pad) + pad, nrow * (side + pad) + pad), dtype=np.uint8)
+    pixels = ((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).round().astype(np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        top, left = pad + r * (side + pad), pad + c * (side + pad)
+        grid[top:top + side, left:left + side] = pixels[i]
+    return grid
+
+
+def save_grid(images, path, nrow=None, scale=2):
+    """Write image_grid(images) as a grayscale PNG, each pixel `scale` x `scale`."""
+    from PIL import Image
+
+    grid = image_grid(images, nrow)
+    img = Image.fromarray(grid, mode="L")
+    if scale > 1:
+        img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return Path(path)
+
+
+def save_gif(png_paths, path, ms_per_frame=300):
+    """Animate a list of PNG files (e.g. one grid per epoch) into a looping GIF."""
+    from PIL import Image
+
+    frames = [Image.open(p).convert("L") for p in png_paths]
+    if not frames:
+        return None
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame,
+                   loop=0)
+    return Path(path)
+
+
+def plot_curves(records, path):
+    """Loss curves and D's outputs/accuracy over steps, from metrics.jsonl records."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = [r for r in records if "loss_d" in r]
+    steps = [r["step"] for r in records]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    left.plot(steps, [r["loss_d"] for r in records], label="D loss")
+    left.plot(steps, [r["loss_g"] for r in records], label="G loss")
+    left.set_xlabel("step")
+    left.set_title("losses")
+    left.legend()
+    for key, label in [("d_real", "D(x)"), ("d_fake", "D(G(z))"),
+                       ("acc_real", "D accuracy, real"), ("acc_fake", "D accuracy, fake")]:
+        right.plot(steps, [r[key] for r in records], label=label)
+    right.set_ylim(-0.02, 1.02)
+    right.set_xlabel("step")
+    right.set_title("discriminator")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)

@@ -1,0 +1,353 @@
+"""The training loop: data on the device, train_step, logging, pictures, checkpoints.
+
+The lesson lives in gan.py; this module is the plumbing around it:
+  * every `log_every` steps the step statistics (kept on the device until then) are
+    read in ONE host transfer, checked for NaN/inf, and appended to metrics.jsonl;
+  * every epoch: a sample grid from a fixed noise batch, and a checkpoint;
+  * at the end: an animated GIF of the grids and a plot of the curves;
+  * Ctrl-C finishes the current step, saves a checkpoint and stops; `resume` continues
+    so exactly that the result equals an uninterrupted run (NumPy backend).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from npgan.backend import get_backend
+from npgan.checkpoint import load_checkpoint, save_checkpoint
+from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
+from npgan.gan import build_discriminator, build_generator, train_step
+from npgan.losses import G_LOSSES
+from npgan.optim import Adam
+from npgan.plots import plot_curves, save_gif, save_grid
+
+MODELS = ("mlp",)
+# what must match for a checkpoint's weights to fit a model
+ARCHITECTURE_FIELDS = ("model", "latent_dim", "g_hidden", "d_hidden", "dtype")
+
+
+class ConfigError(ValueError):
+    """A training setting is invalid; raised before any work starts."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the last good checkpoint was left intact."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the run stopped after a checkpoint was saved (see .checkpoint)."""
+
+    def __init__(self, message, checkpoint):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; defaults are the classic MNIST GAN (Goodfellow et al.
+    2014, with Radford et al. 2015's Adam: lr 2e-4, beta1 0.5)."""
+    backend: str = "numpy"
+    dtype: str = "float32"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    model: str = "mlp"
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    latent_dim: int = 100
+    g_hidden: tuple = (256, 512, 1024)
+    d_hidden: tuple = (512, 256)
+    d_steps: int = 1                  # k: D-updates per G-update
+    g_loss: str = "non-saturating"
+    label_smoothing: float = 0.0      # D's real target is 1 - label_smoothing
+    seed: int = 0
+    out: str = "runs/mnist"
+    log_every: int = 50               # steps between host reads of the statistics
+    max_steps: int | None = None      # stop (with a checkpoint) after this many steps
+    log_grad_norms: bool = False      # record each layer's gradient norm when logging
+
+    def validate(self):
+        """Raise ConfigError listing every invalid setting."""
+        problems = []
+        positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            problems.append(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.beta1 < 1.0:
+            problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.dataset not in DATASETS and self.data_dir is None:
+            problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
+                            f"(or give data_dir, a folder with the four IDX files)")
+        if self.g_loss not in G_LOSSES:
+            problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
+        if self.model not in MODELS:
+            problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        if problems:
+            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def _check_writable(folder: Path):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(f"cannot write to the output folder {folder}: {err}") from err
+
+
+def build_models(config: TrainConfig, be):
+    """G and D for config.model on backend `be`."""
+    G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden))
+    D = build_discriminator(be, hidden=tuple(config.d_hidden))
+    return G, D
+
+
+def _grad_norms(models, xp):
+    return {f"grad_norm/{prefix}.{name}": xp.sqrt(xp.sum(p.grad * p.grad))
+            for prefix, model in models.items() for name, p in model.named_parameters()}
+
+
+class _Run:
+    """The state of one training run: models, optimizers, counters and output files."""
+
+    def __init__(self, config: TrainConfig, resume=None):
+        config.validate()
+        self.config, self.out = config, Path(config.out)
+        _check_writable(self.out)
+        self.be = be = get_backend(config.backend, dtype=config.dtype, seed=config.seed)
+        images, _ = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
+        if config.batch_size * config.d_steps > images.shape[0]:
+            raise ConfigError(
+                f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
+                f"the {images.shape[0]} training images of {config.dataset!r}")
+        self.x = to_device(images, be)                  # (N, P): the whole set, once
+        self.G, self.D = build_models(config, be)
+        betas = (config.beta1, 0.999)
+        self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
+        self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
+        self.checkpoint_path = self.out / "checkpoint.npz"
+        self.samples = []
+        if resume is not None:
+            self._resume(Path(resume))
+
+    def _resume(self, path):
+        ck = load_checkpoint(path)
+        saved = ck.config
+        mine = self.config.to_dict()
+        for field in ARCHITECTURE_FIELDS:
+            if saved.get(field) != mine[field]:
+                from npgan.checkpoint import CheckpointError
+                raise CheckpointError(
+                    f"{path} was saved with {field}={saved.get(field)!r}, but this run has "
+                    f"{field}={mine[field]!r}; use the same settings to resume")
+        ck.restore_model("G", self.G, self.be)
+        ck.restore_model("D", self.D, self.be)
+        ck.restore_optimizer("opt_g", self.opt_g, self.be)
+        ck.restore_optimizer("opt_d", self.opt_d, self.be)
+        self.fixed_z = self.be.asarray(ck.extra("fixed_z"))
+        order = ck.extra("order")
+        self.order = None if order is None else self.be.asarray(order)
+        m = ck.meta
+        self.step, self.epoch, self.batch = m["step"], m["epoch"], m["batch"]
+        self.be.set_rng_state(m["rng"], self.step)
+        self.samples = sorted((self.out / "samples").glob("epoch_*.png"))
+
+    def save(self):
+        """Checkpoint now (mid-epoch too: the epoch's order and position go with it)."""
+        extra = {"fixed_z": self.fixed_z}
+        if self.order is not None:
+            extra["order"] = self.order
+        meta = {"config": self.config.to_dict(), "step": self.step, "epoch": self.epoch,
+                "batch": self.batch, "rng": self.be.rng_state()}
+        return save_checkpoint(self.checkpoint_path, {"G": self.G, "D": self.D},
+                               {"opt_g": self.opt_g, "opt_d": self.opt_d}, meta, extra)
+
+    def params_finite(self) -> bool:
+        xp = self.be.xp
+        flags = [xp.all(xp.isfinite(p.data)) for m in (self.G, self.D) for p in m.parameters()]
+        return bool(self.be.to_numpy(xp.all(xp.stack(flags))))
+
+    def sample_grid(self):
+        self.G.eval()
+        images = self.be.to_numpy(self.G.forward(self.fixed_z))   # (64, P)
+        self.G.train()
+        path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=8)
+        self.samples.append(path)
+
+    # -- logging ----------------------------------------------------------------
+    def flush(self, pending, extra_arrays, log_file):
+        """Read the pending per-step statistics in one host transfer, check them, log
+        their means. Returns the record, or raises TrainingDiverged."""
+        xp = self.be.xp
+        keys = list(pending[0])
+        table = xp.stack([xp.stack([stats[k] for k in keys]) for stats in pending])  # (n, K)
+        extras = list(extra_arrays)
+        if extras:
+            table_extra = xp.stack([extra_arrays[k] for k in extras])
+            values = self.be.to_numpy(xp.concat([xp.reshape(table, (-1,)), table_extra]))
+            host_table, host_extra = values[:table.shape[0] * len(keys)], values[-len(extras):]
+        else:
+            host_table, host_extra = self.be.to_numpy(xp.reshape(table, (-1,))), []
+        host_table = host_table.reshape(len(pending), len(keys))
+        first_step = self.step - len(pending) + 1
+        for i, row in enumerate(host_table):
+            bad = [k for k, v in zip(keys, row) if not (abs(float(v)) < float("inf"))]
+            if bad:
+                last = (f"the last good checkpoint, {self.checkpoint_path}, was left intact"
+                        if self.checkpoint_path.exists() else "no checkpoint had been saved yet")
+                raise TrainingDiverged(
+                    f"training diverged: {', '.join(bad)} became {row[keys.index(bad[0])]} "
+                    f"at step {first_step + i}; {last}. Try a lower lr or another seed.")
+        record = {"step": self.step, "epoch": self.epoch + 1,   # the epoch in progress, from 1
+                  **{k: float(v) for k, v in zip(keys, host_table.mean(axis=0))},
+                  **{k: float(v) for k, v in zip(extras, host_extra)}}
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        return record
+
+
+def _install_sigint(flag):
+    """Ctrl-C sets flag['stop'] (the loop stops after the current step); a second
+    Ctrl-C interrupts at once. Only possible in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=None) -> dict:
+    """Train a GAN as `config` says; returns a summary dict (steps, time, last record, files).
+
+    resume: a checkpoint path to continue from. on_step(run): called after every step
+    (tests and extensions). log(line): where per-epoch lines go (default: tqdm.write).
+    """
+    from tqdm.auto import tqdm
+
+    run = _Run(config, resume)
+    cfg, be = config, run.be
+    log = log or (tqdm.write if progress else (lambda line: None))
+    n_batches = run.x.shape[0] // cfg.batch_size
+    steps_per_epoch = n_batches // cfg.d_steps
+    real_label = 1.0 - cfg.label_smoothing
+    flag = {"stop": False}
+    old_handler = _install_sigint(flag)
+    started, record, pending = time.perf_counter(), None, []
+    mode = "a" if resume is not None else "w"
+    try:
+        with open(run.out / "metrics.jsonl", mode) as log_file:
+            while run.epoch < cfg.epochs:
+                if run.order is None:
+                    run.order = be.permutation(run.x.shape[0])   # this epoch's shuffle
+                batches = iterate_batches(run.x, cfg.batch_size, be, order=run.order,
+                                          start=run.batch)
+                bar = tqdm(total=steps_per_epoch, initial=run.batch // cfg.d_steps,
+                           desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=not progress,
+                           leave=False, unit="step")
+                while run.batch + cfg.d_steps <= steps_per_epoch * cfg.d_steps:
+                    real = [next(batches) for _ in range(cfg.d_steps)]     # k (B, P) batches
+                    stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
+                                       cfg.latent_dim, cfg.g_loss, real_label)
+                    run.step += 1
+                    run.batch += cfg.d_steps
+                    pending.append(stats)
+                    bar.update(1)
+                    if on_step is not None:
+                        on_step(run)
+                    if run.step % cfg.log_every == 0:
+                        grads = _grad_norms({"G": run.G, "D": run.D}, be.xp) if cfg.log_grad_norms else {}
+                        record = run.flush(pending, grads, log_file)
+                        pending = []
+                        bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
+                                        d_x=f"{record['d_real']:.2f}", d_gz=f"{record['d_fake']:.2f}")
+                    if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
+                        break
+                bar.close()
+                if pending:
+                    record = run.flush(pending, {}, log_file)
+                    pending = []
+                if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
+                    if not run.params_finite():
+                        raise TrainingDiverged(f"a parameter became NaN or inf by step {run.step}; "
+                                               f"{run.checkpoint_path} was left intact")
+                    run.save()
+                    if flag["stop"]:
+                        raise TrainingInterrupted(
+                            f"interrupted at step {run.step}; checkpoint saved to "
+                            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path)
+                    break
+                run.epoch += 1
+                run.batch, run.order = 0, None
+                run.sample_grid()
+                if not run.params_finite():
+                    raise TrainingDiverged(f"a parameter became NaN or inf in epoch {run.epoch}; "
+                                           f"{run.checkpoint_path} was left intact")
+                run.save()
+                if record is not None:
+                    log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
+                        f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
+                        f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
+                        f"[{time.perf_counter() - started:.0f} s]")
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    return _finish(run, record, time.perf_counter() - started)
+
+
+def _finish(run, record, seconds) -> dict:
+    files = {"checkpoint": str(run.checkpoint_path), "metrics": str(run.out / "metrics.jsonl")}
+    if run.samples:
+        files["gif"] = str(save_gif(run.samples, run.out / "samples.gif"))
+        files["last_grid"] = str(run.samples[-1])
+    with open(run.out / "metrics.jsonl") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if records:
+        files["curves"] = str(plot_curves(records, run.out / "curves.png"))
+    return {"steps": run.step, "epochs": run.epoch, "seconds": seconds, "last": record,
+            "files": files, "G": run.G, "D": run.D}
+
+
+def load_generator(path, backend="numpy", seed=0):
+    """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config)."""
+    ck = load_checkpoint(path)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                            for k, v in ck.config.items() if k in fields})
+    be = get_backend(backend, dtype=config.dtype, seed=seed)
+    G, _ = build_models(config, be)
+    ck.restore_model("G", G, be)
+    return G.eval(), be, config
+
+
+def generate(G, be, n, latent_dim, batch_size=1000):
+    """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches."""
+    chunks = []
+    for start in range(0, n, batch_size):
+        z = be.randn((min(batch_size, n - start), latent_dim))
+        chunks.append(be.to_numpy(G.forward(z)).astype("float32"))
+    from npgan.backend import host
+    return host.concatenate(chunks, axis=0)

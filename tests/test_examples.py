@@ -1,0 +1,46 @@
+"""The command-line entry points, run as a user would run them."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_train_mnist_dry_run_then_sample(tmp_path):
+    out = tmp_path / "run"
+    result = run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "done: 3 steps" in result.stdout
+    assert (out / "checkpoint.npz").exists() and (out / "metrics.jsonl").exists()
+
+    npy = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "10", "-o", str(tmp_path / "s.npy"))
+    assert npy.returncode == 0, npy.stderr
+    images = np.load(tmp_path / "s.npy")
+    assert images.shape == (10, 784) and images.dtype == np.float32
+    assert -1.0 <= images.min() and images.max() <= 1.0
+    png = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "16", "-o", str(tmp_path / "s.png"))
+    assert png.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_flags_fail_at_once_with_a_message(tmp_path):
+    result = run("examples/train_mnist.py", "--lr", "-1", "--batch-size", "0", "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert "lr must be > 0" in result.stderr and "batch_size must be a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("examples/train_mnist.py", "--dataset", "nope", "--out", str(tmp_path))
+    assert "unknown dataset 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_rejects_bad_input(tmp_path):
+    result = run("-m", "npgan", "sample", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "x.png"))
+    assert result.returncode != 0 and "no checkpoint at" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("-m", "npgan", "sample", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "x.jpg"))
+    assert "must end in .npy" in result.stderr

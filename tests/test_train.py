@@ -1,0 +1,138 @@
+"""The training loop: outputs, exact resume, Ctrl-C, divergence, bad settings, host syncs."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from npgan import train as train_module
+from npgan.backend import get_backend
+from npgan.checkpoint import CheckpointError, load_checkpoint
+from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
+                         generate, load_generator, train)
+
+STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
+
+
+def tiny(tmp_path, **overrides):
+    """A tiny GAN on the bundled digits: a whole epoch takes well under a second."""
+    settings = dict(dataset="mnist-5k", epochs=2, latent_dim=8, g_hidden=(16,), d_hidden=(16,),
+                    log_every=10, seed=3, out=str(tmp_path / "run"))
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def params(summary):
+    return [p.data.copy() for m in (summary["G"], summary["D"]) for p in m.parameters()]
+
+
+def test_a_run_writes_metrics_grids_gif_curves_and_a_checkpoint(tmp_path):
+    summary = train(tiny(tmp_path, log_grad_norms=True), progress=False)
+    out = tmp_path / "run"
+    assert summary["steps"] == 2 * STEPS_PER_EPOCH and summary["epochs"] == 2
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records][:3] == [10, 20, 30]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake"} <= set(records[0])
+    assert "grad_norm/G.0.W" in records[0] and "grad_norm/D.2.b" in records[0]
+    assert all(np.isfinite(v) for r in records for v in r.values())
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    for name in ("samples.gif", "curves.png", "checkpoint.npz"):
+        assert (out / name).stat().st_size > 0, name
+    ck = load_checkpoint(out / "checkpoint.npz")
+    assert ck.meta["step"] == 2 * STEPS_PER_EPOCH and ck.meta["epoch"] == 2
+    assert ck.config["g_hidden"] == [16] and ck.extra("fixed_z").shape == (64, 8)
+
+
+def test_stopping_and_resuming_mid_epoch_equals_an_uninterrupted_run(tmp_path):
+    full = train(tiny(tmp_path / "a"), progress=False)
+    first = train(tiny(tmp_path / "b", max_steps=45), progress=False)    # stops mid-epoch 1
+    assert first["steps"] == 45
+    resumed = train(tiny(tmp_path / "b"), resume=tmp_path / "b" / "run" / "checkpoint.npz",
+                    progress=False)
+    assert resumed["steps"] == full["steps"]
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    lines = (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == full["steps"]                # the log goes on
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_matches(tmp_path):
+    full = train(tiny(tmp_path / "a"), progress=False)
+
+    def press_ctrl_c(run):
+        if run.step == 100:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 100") as info:
+        train(tiny(tmp_path / "b"), on_step=press_ctrl_c, progress=False)
+    assert load_checkpoint(info.value.checkpoint).meta["step"] == 100
+    resumed = train(tiny(tmp_path / "b"), resume=info.value.checkpoint, progress=False)
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+
+
+def test_a_nan_stops_training_and_leaves_the_last_good_checkpoint_intact(tmp_path):
+    def poison(run):
+        if run.step == STEPS_PER_EPOCH + 5:                   # in epoch 2, after a checkpoint
+            run.G.parameters()[0].data[...] = float("nan")
+
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    with pytest.raises(TrainingDiverged, match=rf"became nan at step {STEPS_PER_EPOCH + 6};"
+                                               rf" the last good checkpoint, .* was left intact"):
+        train(tiny(tmp_path), on_step=poison, progress=False)
+    ck = load_checkpoint(checkpoint)
+    assert ck.meta["step"] == STEPS_PER_EPOCH
+    assert all(np.all(np.isfinite(a)) for a in ck.arrays.values() if a.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(lr=-0.1), "lr must be > 0, got -0.1"),
+    (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(dataset="cifar"), "unknown dataset 'cifar'"),
+    (dict(g_loss="hinge"), "unknown g_loss 'hinge'"),
+    (dict(label_smoothing=1.0), r"label_smoothing must be in \[0, 1\)"),
+    (dict(batch_size=5000), "larger than the 4500 training images"),
+])
+def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny(tmp_path, **overrides), progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot write to the output folder"):
+        train(tiny(tmp_path, out=str(tmp_path / "a_file" / "run")), progress=False)
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    train(tiny(tmp_path, max_steps=3), progress=False)
+    with pytest.raises(CheckpointError, match=r"saved with g_hidden=\[16\], but this run has g_hidden=\[32\]"):
+        train(tiny(tmp_path, g_hidden=(32,)), resume=tmp_path / "run" / "checkpoint.npz",
+              progress=False)
+
+
+def test_the_loop_reads_the_device_only_at_logging_points(tmp_path, monkeypatch):
+    """On array-api-strict's device1 (which, like CuPy, refuses implicit conversion to
+    NumPy) the whole loop runs, and host transfers happen only when it logs."""
+    monkeypatch.setattr(train_module, "get_backend",
+                        lambda name, dtype, seed: get_backend("array-api-strict", dtype=dtype,
+                                                              seed=seed, device="device1"))
+    transfers = []
+    train(tiny(tmp_path, epochs=1, max_steps=25), progress=False,
+          on_step=lambda run: transfers.append(run.be.host_transfers))
+    per_step = np.diff([0] + transfers)
+    # on_step of step s runs before the loop logs at s, so the reads after steps 10 and
+    # 20 show up at the next step: exactly one transfer per logging interval, no others
+    assert list(np.nonzero(per_step)[0]) == [10, 20], per_step
+    assert per_step[10] == per_step[20] == 1
+
+
+def test_sampling_from_a_checkpoint(tmp_path):
+    train(tiny(tmp_path, max_steps=5), progress=False)
+    G, be, config = load_generator(tmp_path / "run" / "checkpoint.npz")
+    images = generate(G, be, 1500, config.latent_dim)
+    assert images.shape == (1500, 784) and images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
