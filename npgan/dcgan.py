@@ -1,0 +1,66 @@
+"""DCGAN (Radford et al. 2015) for 28 x 28 images: convolutional G and D.
+
+They keep the MLP's interface, so npgan.gan.d_step / g_step / train_step use them
+unchanged: G maps z (B, Z) to images flattened as (B, P), D maps (B, P) to a logit (B, 1).
+
+    G: z -> Linear -> BN -> ReLU -> (2c, 7, 7) -> ConvT 14x14 (c) -> BN -> ReLU
+         -> ConvT 28x28 (1) -> Tanh -> (B, 784)
+    D: (B, 784) -> (1, 28, 28) -> Conv 14x14 (c) -> LeakyReLU -> Conv 7x7 (2c) -> BN
+         -> LeakyReLU -> Linear -> logit
+with c = base_channels (64). Every ConvT/Conv has k = 4, s = 2, p = 1, which doubles or
+halves the side exactly; the paper's guidelines: no pooling (strided convolutions),
+BatchNorm in both nets but not on G's output or D's input, ReLU in G with Tanh at the
+end, LeakyReLU(0.2) in D, weights ~ N(0, 0.02).
+
+BatchNorm makes the train/eval mode matter: call G.eval() to sample with the running
+statistics (and G.train() before the next step). In d_step, D's BatchNorm sees the real
+and the fake batch separately, each normalized with its own statistics, as in
+pytorch/examples' DCGAN.
+reference: https://arxiv.org/abs/1511.06434
+"""
+from __future__ import annotations
+
+from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
+from npgan.layers import LeakyReLU, Linear, ReLU, Sequential, Tanh
+from npgan.norm import BatchNorm1d, BatchNorm2d
+
+
+def _check_size(image_size):
+    if image_size % 4 != 0:
+        raise ValueError(f"image_size must be divisible by 4 (two stride-2 steps), "
+                         f"got {image_size}")
+    return image_size // 4
+
+
+def build_dcgan_generator(backend, latent_dim=100, base_channels=64, image_size=28,
+                          channels=1, init="normal"):
+    """G: z (B, Z) -> images (B, channels * image_size**2) in [-1, 1]; see the module doc."""
+    c, side = base_channels, _check_size(image_size)      # side = 7 for MNIST
+    return Sequential(
+        Linear(latent_dim, 2 * c * side * side, backend, init),          # (B, Z) -> (B, 2c*7*7)
+        BatchNorm1d(2 * c * side * side, backend),
+        ReLU(),
+        Reshape((2 * c, side, side)),                                    # -> (B, 2c, 7, 7)
+        ConvTranspose2d(2 * c, c, 4, 2, 1, backend=backend, init=init),  # -> (B, c, 14, 14)
+        BatchNorm2d(c, backend),
+        ReLU(),
+        ConvTranspose2d(c, channels, 4, 2, 1, backend=backend, init=init),  # -> (B, 1, 28, 28)
+        Tanh(),
+        Flatten(),                                                       # -> (B, P)
+    )
+
+
+def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels=1,
+                              slope=0.2, init="normal"):
+    """D: images (B, channels * image_size**2) -> logits (B, 1); see the module doc."""
+    c, side = base_channels, _check_size(image_size)
+    return Sequential(
+        Reshape((channels, image_size, image_size)),                     # (B, P) -> (B, 1, 28, 28)
+        Conv2d(channels, c, 4, 2, 1, backend=backend, init=init),        # -> (B, c, 14, 14)
+        LeakyReLU(slope),
+        Conv2d(c, 2 * c, 4, 2, 1, backend=backend, init=init),           # -> (B, 2c, 7, 7)
+        BatchNorm2d(2 * c, backend),
+        LeakyReLU(slope),
+        Flatten(),                                                       # -> (B, 2c*7*7)
+        Linear(2 * c * side * side, 1, backend, init),                   # -> (B, 1)
+    )
