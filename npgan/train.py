@@ -27,9 +27,9 @@ from npgan.losses import G_LOSSES
 from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
 
-MODELS = ("mlp",)
+MODELS = ("mlp", "dcgan")
 # what must match for a checkpoint's weights to fit a model
-ARCHITECTURE_FIELDS = ("model", "latent_dim", "g_hidden", "d_hidden", "dtype")
+ARCHITECTURE_FIELDS = ("model", "latent_dim", "g_hidden", "d_hidden", "base_channels", "dtype")
 
 
 class ConfigError(ValueError):
@@ -64,6 +64,7 @@ class TrainConfig:
     latent_dim: int = 100
     g_hidden: tuple = (256, 512, 1024)
     d_hidden: tuple = (512, 256)
+    base_channels: int = 64           # DCGAN only: channels of the widest conv layer / 2
     d_steps: int = 1                  # k: D-updates per G-update
     g_loss: str = "non-saturating"
     label_smoothing: float = 0.0      # D's real target is 1 - label_smoothing
@@ -76,7 +77,8 @@ class TrainConfig:
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
         problems = []
-        positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every")
+        positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every",
+                         "base_channels")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -87,9 +89,12 @@ class TrainConfig:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if self.dataset not in DATASETS and self.data_dir is None:
+        if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
-                            f"(or give data_dir, a folder with the four IDX files)")
+                            f"(for other MNIST-format files give data_dir as well)")
+        elif self.dataset == "mnist-5k" and self.data_dir is not None:
+            problems.append("dataset 'mnist-5k' is bundled and reads no data_dir; "
+                            "use dataset 'mnist' (or 'fashion-mnist') with data_dir")
         if self.g_loss not in G_LOSSES:
             problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
         if self.model not in MODELS:
@@ -115,6 +120,11 @@ def _check_writable(folder: Path):
 
 def build_models(config: TrainConfig, be):
     """G and D for config.model on backend `be`."""
+    if config.model == "dcgan":
+        from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
+        return (build_dcgan_generator(be, latent_dim=config.latent_dim,
+                                      base_channels=config.base_channels),
+                build_dcgan_discriminator(be, base_channels=config.base_channels))
     G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden))
     D = build_discriminator(be, hidden=tuple(config.d_hidden))
     return G, D

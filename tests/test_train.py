@@ -136,3 +136,16 @@ def test_sampling_from_a_checkpoint(tmp_path):
     images = generate(G, be, 1500, config.latent_dim)
     assert images.shape == (1500, 784) and images.dtype == np.float32
     assert images.min() >= -1.0 and images.max() <= 1.0
+
+
+def test_dcgan_trains_checkpoints_its_batchnorm_statistics_and_resumes(tmp_path):
+    config = tiny(tmp_path, model="dcgan", base_channels=4, max_steps=4)
+    summary = train(config, progress=False)
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    running = [k for k in ck.arrays if "@buffers/" in k and k.endswith("running_mean")]
+    assert running and all(np.any(ck.arrays[k] != 0) for k in running)   # stats were updated
+    resumed = train(tiny(tmp_path, model="dcgan", base_channels=4, max_steps=6),
+                    resume=tmp_path / "run" / "checkpoint.npz", progress=False)
+    assert (summary["steps"], resumed["steps"]) == (4, 6)
+    G, be, _ = load_generator(tmp_path / "run" / "checkpoint.npz")
+    assert not G.training and generate(G, be, 3, 8).shape == (3, 784)
