@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import get_array_module
+from npgan.backend import astype, get_array_module
 
 
 def sigmoid(x):
@@ -113,3 +113,28 @@ def get_g_loss(name):
     if name not in G_LOSSES:
         raise ValueError(f"unknown generator loss {name!r}; valid: {', '.join(G_LOSSES)}")
     return G_LOSSES[name]
+
+
+def softmax_cross_entropy(logits, labels):
+    """Multiclass cross-entropy on logits, averaged: mean(-log softmax(l)[y]).
+
+    logits: (B, K); labels: integer class indices (B,), on the same device.
+    log softmax(l) = (l - max l) - log sum exp(l - max l)   [the max only for stability]
+    dlogits = (softmax(l) - onehot(y)) / B                   [softmax and log fused]
+    reference: https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html
+    """
+    xp = get_array_module(logits, labels)
+    batch, classes = logits.shape
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)               # (B, K), max 0
+    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    # onehot[b, k] = (labels[b] == k): the class indices must live on labels' device.
+    # The Array API's arange takes that device; CuPy's has no `device` argument and
+    # creates arrays on the current device, which is where labels are anyway.
+    try:
+        classes_row = xp.arange(classes, dtype=labels.dtype, device=labels.device)
+    except (TypeError, AttributeError):
+        classes_row = xp.arange(classes, dtype=labels.dtype)
+    onehot = astype(xp.reshape(labels, (batch, 1)) == classes_row, logits.dtype)  # (B, K)
+    loss = -xp.sum(onehot * log_probs) / batch                             # 0-d
+    dlogits = (xp.exp(log_probs) - onehot) / batch                         # (B, K)
+    return loss, dlogits

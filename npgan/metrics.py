@@ -1,0 +1,217 @@
+"""Sample quality: what the classifier of npgan.classifier sees in generated images.
+
+For images (N, P) in [-1, 1] (G's output range) we report:
+  histogram      fraction of the samples predicted as each class, (K,)
+  covered        the classes holding >= 2% of the samples (K = every class drawn)
+  kl_uniform     KL(histogram || uniform) = log K - H(histogram): 0 when balanced,
+                 log K (2.30 for 10 classes) when every sample is one class
+  confidence     mean max-softmax: do samples look like clear members of a class?
+  frechet        the Frechet distance between Gaussians fitted to the classifier's
+                 penultimate features of the samples and of real held-out images
+  frechet_floor  the same distance between real training and real held-out images:
+                 what real data scores, so a generator cannot expect to go lower
+The Frechet distance is FID's recipe (Heusel et al. 2017) on our own small classifier
+instead of Inception, so its values are comparable only with each other.
+reference: https://arxiv.org/abs/1706.08500
+
+Statistics are computed on the host in float64; the networks run on the backend.
+"""
+from __future__ import annotations
+
+from npgan.backend import host as np
+from npgan.backend import to_numpy
+from npgan.classifier import load_or_train_classifier, logits_and_features, reseeded
+from npgan.data import load_dataset, to_device
+
+COVERED_FRACTION = 0.02  # a class counts as drawn if it holds at least 2% of the samples
+
+
+# ------------------------------------------------------------------ Frechet distance
+def gaussian_stats(features):
+    """Mean (H,) and covariance (H, H) of features (N, H), in float64 on the host."""
+    f = np.asarray(features, dtype=np.float64)
+    return np.mean(f, axis=0), np.cov(f, rowvar=False)
+
+
+def sqrt_psd(S):
+    """The symmetric square root of a symmetric positive semi-definite matrix:
+    S = V diag(w) V.T  ->  S^1/2 = V diag(sqrt(w)) V.T. Round-off can make tiny
+    eigenvalues negative, so we clip them at 0 first."""
+    w, V = np.linalg.eigh(S)                                # (H,), (H, H)
+    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T       # V diag(sqrt w) V.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Frechet (2-Wasserstein) distance squared between N(mu1, S1) and N(mu2, S2):
+
+        d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2)
+
+    S1^1/2 S2 S1^1/2 is symmetric PSD, so the trace of its root is the sum of the
+    roots of its eigenvalues (eigh, clipped at 0): no general matrix square root,
+    and no SciPy, needed. Float64 on the host; clipped at 0 against round-off.
+    """
+    mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
+    S1, S2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    root1 = sqrt_psd(S1)
+    middle = root1 @ S2 @ root1                             # (H, H), symmetric PSD
+    middle = (middle + middle.T) / 2.0                      # exactly symmetric for eigh
+    eig = np.clip(np.linalg.eigvalsh(middle), 0.0, None)
+    diff = mu1 - mu2
+    d2 = diff @ diff + np.trace(S1) + np.trace(S2) - 2.0 * np.sum(np.sqrt(eig))
+    return max(float(d2), 0.0)
+
+
+# ----------------------------------------------------------------- class statistics
+def kl_from_uniform(histogram) -> float:
+    """KL(h || U) = sum_k h_k log(h_k K) = log K - H(h), with 0 log 0 = 0."""
+    h = np.asarray(histogram, dtype=np.float64)
+    nonzero = h[h > 0]
+    return float(np.sum(nonzero * np.log(nonzero * len(h))))
+
+
+def class_statistics(probs) -> dict:
+    """Histogram, classes covered, KL from uniform and confidence of softmax rows (N, K)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    n, k = probs.shape
+    histogram = np.bincount(np.argmax(probs, axis=1), minlength=k) / n   # (K,)
+    return {
+        "histogram": histogram.tolist(),
+        "classes_covered": int(np.sum(histogram >= COVERED_FRACTION)),
+        "kl_uniform": kl_from_uniform(histogram),
+        "confidence": float(np.mean(np.max(probs, axis=1))),
+    }
+
+
+def _softmax(logits):
+    """Row softmax of host logits (N, K) in float64 (max subtracted for stability)."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def classify(model, batches):
+    """Run the classifier over device batches (b, P); host float64 softmax (N, K) and
+    features (N, H). One host transfer per batch: these are evaluation points."""
+    probs, feats = [], []
+    for x in batches:
+        logits, f = logits_and_features(model, x)           # (b, K), (b, H)
+        probs.append(_softmax(to_numpy(logits)))
+        feats.append(np.asarray(to_numpy(f), dtype=np.float64))
+    return np.concatenate(probs), np.concatenate(feats)
+
+
+def _host_batches(images, backend, batch_size=1000):
+    """uint8 host images (N, P) as device batches in [-1, 1]."""
+    for start in range(0, len(images), batch_size):
+        yield to_device(images[start:start + batch_size], backend)
+
+
+def _device_batches(x, batch_size=1000):
+    """Device images (N, P) in slices; the Array API allows no slice past the end."""
+    n = x.shape[0]
+    for start in range(0, n, batch_size):
+        yield x[start:min(start + batch_size, n), ...]
+
+
+# ----------------------------------------------------------------------- evaluation
+def reference_statistics(model, backend, dataset) -> dict:
+    """Feature statistics of the real held-out images and the real-vs-real floor.
+
+    Costs one classifier pass over the training and test splits: compute it once and
+    pass it as `reference=` to evaluate_images/evaluate_generator during training.
+    """
+    test_x, _ = load_dataset(dataset, split="test")
+    train_x, _ = load_dataset(dataset, split="train")
+    mu, sigma = gaussian_stats(classify(model, _host_batches(test_x, backend))[1])
+    mu_train, sigma_train = gaussian_stats(classify(model, _host_batches(train_x, backend))[1])
+    return {"dataset": dataset, "mu": mu, "sigma": sigma, "n_real": len(test_x),
+            "n_train": len(train_x), "floor": frechet_distance(mu_train, sigma_train, mu, sigma)}
+
+
+def evaluate_images(images, backend, dataset, classifier=None, reference=None) -> dict:
+    """All the metrics of this module for device images (N, P) in [-1, 1].
+
+    classifier: default load_or_train_classifier(dataset, backend);
+    reference: default reference_statistics(classifier, backend, dataset).
+    """
+    model = classifier if classifier is not None else load_or_train_classifier(dataset, backend)
+    ref = reference if reference is not None else reference_statistics(model, backend, dataset)
+    return _summarize(*classify(model, _device_batches(images)), ref, dataset)
+
+
+def _summarize(probs, feats, ref, dataset) -> dict:
+    if ref["dataset"] != dataset:
+        raise ValueError(f"the reference statistics are of {ref['dataset']!r}, not {dataset!r}")
+    mu, sigma = gaussian_stats(feats)
+    return {"dataset": dataset, "n": len(probs), **class_statistics(probs),
+            "frechet": frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
+            "frechet_floor": ref["floor"], "n_real": ref["n_real"]}
+
+
+def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
+                       reference=None, latent_dim=None, batch_size=1000) -> dict:
+    """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) drawn
+    with its own `seed`: the same z at every call, so evaluations differ only because
+    G did. G runs in eval mode and is put back in the mode it was in; latent_dim
+    defaults to the input width of G's first layer.
+    """
+    model = classifier if classifier is not None else load_or_train_classifier(dataset, backend)
+    ref = reference if reference is not None else reference_statistics(model, backend, dataset)
+    latent_dim = latent_dim if latent_dim is not None else G[0].in_features
+    # all of z in one draw, so the samples do not depend on batch_size
+    z = reseeded(backend, seed).randn((n, latent_dim))                 # (n, Z)
+    was_training = G.training
+    G.eval()
+    try:
+        # batch by batch: only one batch of images is alive at a time
+        probs, feats = classify(model, (G.forward(zb) for zb in _device_batches(z, batch_size)))
+    finally:
+        G.train(was_training)
+    return _summarize(probs, feats, ref, dataset)
+
+
+def label_agreement(images, requested_labels, classifier) -> float:
+    """For a conditional G: the fraction of images (N, P) whose predicted class is the
+    label they were generated for (requested_labels: (N,) ints, host or device)."""
+    probs, _ = classify(classifier, _device_batches(images))
+    wanted = np.asarray(to_numpy(requested_labels)).reshape(-1)
+    if len(wanted) != len(probs):
+        raise ValueError(f"got {len(probs)} images but {len(wanted)} requested labels")
+    return float(np.mean(np.argmax(probs, axis=1) == wanted))
+
+
+# ------------------------------------------------------------------------ reporting
+def collapse_warning(results, previous=None, kl_rise=0.1) -> str | None:
+    """A line of text if the samples look mode-collapsed, else None.
+
+    Two signs: fewer than K classes hold >= 2% of the samples, or KL(h || U) rose by
+    more than `kl_rise` nats since `previous` (an earlier evaluation's results).
+    0.1 nats is about one class lost: 9 equal classes and one empty give log(10/9).
+    """
+    k = len(results["histogram"])
+    problems = []
+    if results["classes_covered"] < k:
+        missing = [c for c, h in enumerate(results["histogram"]) if h < COVERED_FRACTION]
+        problems.append(f"only {results['classes_covered']} of {k} classes hold >= "
+                        f"{COVERED_FRACTION:.0%} of the samples (missing: "
+                        f"{', '.join(map(str, missing))})")
+    if previous is not None and results["kl_uniform"] - previous["kl_uniform"] > kl_rise:
+        problems.append(f"KL(histogram || uniform) rose from {previous['kl_uniform']:.3f} "
+                        f"to {results['kl_uniform']:.3f} since the previous evaluation")
+    return "possible mode collapse: " + "; ".join(problems) if problems else None
+
+
+def format_table(results) -> str:
+    """A text table of one results dict or a list of them (one row each; a row's
+    'step' key, if any, labels it). Histogram entries are percentages per class."""
+    rows = [results] if isinstance(results, dict) else list(results)
+    k = len(rows[0]["histogram"]) if rows else 10
+    head = (f"{'step':>10} {'frechet':>9} {'floor':>7} {'classes':>7} {'KL(h|U)':>8} "
+            f"{'conf':>6}  histogram % (classes 0..{k - 1})")
+    lines = [head]
+    for r in rows:
+        hist = " ".join(f"{100 * h:3.0f}" for h in r["histogram"])
+        lines.append(f"{str(r.get('step', '')):>10} {r['frechet']:9.3f} {r['frechet_floor']:7.3f} "
+                     f"{r['classes_covered']:>4}/{k:<2} {r['kl_uniform']:8.3f} "
+                     f"{r['confidence']:6.3f}  {hist}")
+    return "\n".join(lines)
