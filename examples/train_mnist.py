@@ -45,6 +45,11 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=DEFAULTS.log_every)
     p.add_argument("--log-grad-norms", action="store_true",
                    help="record every layer's gradient norm in metrics.jsonl")
+    p.add_argument("--ema", type=float, default=DEFAULTS.ema,
+                   help="decay of an EMA of G's weights used for samples (e.g. 0.999; 0 = off)")
+    p.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every,
+                   help="sample-quality metrics every N epochs (0 = off)")
+    p.add_argument("--eval-n", type=int, default=DEFAULTS.eval_n, help="samples per evaluation")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/checkpoint.npz (or the checkpoint given)")
     p.add_argument("--dry-run", action="store_true", help="run 3 steps and stop (checks the set-up)")
@@ -60,7 +65,8 @@ def main(argv=None):
         latent_dim=args.latent_dim, d_steps=args.d_steps, g_loss=args.g_loss,
         label_smoothing=args.label_smoothing, seed=args.seed, out=args.out,
         log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
-        max_steps=3 if args.dry_run else None)
+        max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
+        eval_n=args.eval_n)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume
@@ -77,6 +83,9 @@ def main(argv=None):
     print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
           f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
           f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
+    if summary["evaluation"]:
+        from npgan.metrics import format_table
+        print(format_table(summary["evaluation"]))
     for name, path in summary["files"].items():
         print(f"  {name}: {path}")
 

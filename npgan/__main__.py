@@ -1,5 +1,9 @@
-"""Command line: python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png)"""
+"""Command line:
+    python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png)
+    python -m npgan evaluate CHECKPOINT [--n 10000] [--json FILE]
+"""
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +21,8 @@ def _sample(args):
                  f"or .png (a grid), got {args.output!r}")
     if args.n < 1:
         sys.exit(f"error: -n must be at least 1, got {args.n}")
-    G, be, config = load_generator(args.checkpoint, backend=args.backend, seed=args.seed)
+    G, be, config = load_generator(args.checkpoint, backend=args.backend, seed=args.seed,
+                                   raw=args.raw)
     images = generate(G, be, args.n, config.latent_dim)              # (N, P) float32
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
@@ -25,6 +30,25 @@ def _sample(args):
     else:
         save_grid(images, args.output, nrow=args.nrow)
     print(f"wrote {args.n} samples to {args.output}")
+
+
+def _evaluate(args):
+    from npgan.metrics import collapse_warning, evaluate_generator, format_table
+    if args.n < 2:
+        sys.exit(f"error: --n must be at least 2, got {args.n}")
+    G, be, config = load_generator(args.checkpoint, backend=args.backend, raw=args.raw)
+    result = evaluate_generator(G, be, config.dataset, n=args.n, seed=args.seed,
+                                latent_dim=config.latent_dim)
+    print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, "
+          f"reference classifier features (Frechet distance; 'floor' = real train vs real test)")
+    print(format_table(result))
+    warning = collapse_warning(result)
+    if warning:
+        print(f"warning: {warning}")
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
 
 
 def main(argv=None):
@@ -37,7 +61,16 @@ def main(argv=None):
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     s.add_argument("--nrow", type=int, default=None, help="images per row in a PNG grid")
+    s.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
     s.set_defaults(run=_sample)
+    e = commands.add_parser("evaluate", help="sample-quality metrics of a checkpoint's G")
+    e.add_argument("checkpoint")
+    e.add_argument("--n", type=int, default=10000, help="number of generated samples")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    e.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
+    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.set_defaults(run=_evaluate)
     args = parser.parse_args(argv)
     try:
         args.run(args)

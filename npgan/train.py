@@ -73,6 +73,9 @@ class TrainConfig:
     log_every: int = 50               # steps between host reads of the statistics
     max_steps: int | None = None      # stop (with a checkpoint) after this many steps
     log_grad_norms: bool = False      # record each layer's gradient norm when logging
+    ema: float = 0.0                  # > 0: keep an EMA of G's weights with this decay
+    eval_every: int = 0               # > 0: sample-quality metrics every N epochs
+    eval_n: int = 2000                # samples per evaluation
 
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
@@ -99,6 +102,12 @@ class TrainConfig:
             problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
+        for name in ("eval_every", "eval_n"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
         if problems:
@@ -153,6 +162,10 @@ class _Run:
         betas = (config.beta1, 0.999)
         self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
         self.opt_d = Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        self.ema = None
+        if config.ema:
+            from npgan.ema import EMA
+            self.ema = EMA(self.G, build_models(config, be)[0], decay=config.ema)
         self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
@@ -172,6 +185,8 @@ class _Run:
                     f"{field}={mine[field]!r}; use the same settings to resume")
         ck.restore_model("G", self.G, self.be)
         ck.restore_model("D", self.D, self.be)
+        if self.ema is not None:
+            ck.restore_model("G_ema", self.ema.shadow, self.be)
         ck.restore_optimizer("opt_g", self.opt_g, self.be)
         ck.restore_optimizer("opt_d", self.opt_d, self.be)
         self.fixed_z = self.be.asarray(ck.extra("fixed_z"))
@@ -189,18 +204,48 @@ class _Run:
             extra["order"] = self.order
         meta = {"config": self.config.to_dict(), "step": self.step, "epoch": self.epoch,
                 "batch": self.batch, "rng": self.be.rng_state()}
-        return save_checkpoint(self.checkpoint_path, {"G": self.G, "D": self.D},
+        models = {"G": self.G, "D": self.D}
+        if self.ema is not None:
+            models["G_ema"] = self.ema.shadow
+        return save_checkpoint(self.checkpoint_path, models,
                                {"opt_g": self.opt_g, "opt_d": self.opt_d}, meta, extra)
+
+    def evaluate(self, log_file, previous):
+        """Sample-quality metrics (npgan.metrics) of the sampler, appended to the log."""
+        import warnings
+
+        from npgan.metrics import collapse_warning, evaluate_generator, reference_statistics
+        if not hasattr(self, "_classifier"):
+            from npgan.classifier import load_or_train_classifier
+            self._classifier = load_or_train_classifier(self.config.dataset, self.be)
+            self._reference = reference_statistics(self._classifier, self.be, self.config.dataset)
+        result = evaluate_generator(self.sampler, self.be, self.config.dataset,
+                                    n=self.config.eval_n, classifier=self._classifier,
+                                    reference=self._reference,
+                                    latent_dim=self.config.latent_dim)
+        result.update(step=self.step, epoch=self.epoch)
+        log_file.write(json.dumps({"step": self.step, "epoch": self.epoch, "eval": result}) + "\n")
+        log_file.flush()
+        message = collapse_warning(result, previous)
+        if message:
+            warnings.warn(f"epoch {self.epoch}: {message}", stacklevel=3)
+        return result
 
     def params_finite(self) -> bool:
         xp = self.be.xp
         flags = [xp.all(xp.isfinite(p.data)) for m in (self.G, self.D) for p in m.parameters()]
         return bool(self.be.to_numpy(xp.all(xp.stack(flags))))
 
+    @property
+    def sampler(self):
+        """The G that makes samples: the EMA of G's weights when enabled, else G."""
+        return self.ema.shadow if self.ema is not None else self.G
+
     def sample_grid(self):
-        self.G.eval()
-        images = self.be.to_numpy(self.G.forward(self.fixed_z))   # (64, P)
-        self.G.train()
+        G = self.sampler
+        G.eval()
+        images = self.be.to_numpy(G.forward(self.fixed_z))        # (64, P)
+        G.train()
         path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=8)
         self.samples.append(path)
 
@@ -266,7 +311,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     real_label = 1.0 - cfg.label_smoothing
     flag = {"stop": False}
     old_handler = _install_sigint(flag)
-    started, record, pending = time.perf_counter(), None, []
+    started, record, pending, evaluation = time.perf_counter(), None, [], None
     mode = "a" if resume is not None else "w"
     try:
         with open(run.out / "metrics.jsonl", mode) as log_file:
@@ -282,6 +327,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     real = [next(batches) for _ in range(cfg.d_steps)]     # k (B, P) batches
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
                                        cfg.latent_dim, cfg.g_loss, real_label)
+                    if run.ema is not None:
+                        run.ema.update()                              # after the G-update
                     run.step += 1
                     run.batch += cfg.d_steps
                     pending.append(stats)
@@ -317,6 +364,11 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     raise TrainingDiverged(f"a parameter became NaN or inf in epoch {run.epoch}; "
                                            f"{run.checkpoint_path} was left intact")
                 run.save()
+                if cfg.eval_every and run.epoch % cfg.eval_every == 0:
+                    evaluation = run.evaluate(log_file, evaluation)
+                    log(f"epoch {run.epoch}: Frechet {evaluation['frechet']:.2f} "
+                        f"(real floor {evaluation['frechet_floor']:.2f}), classes "
+                        f"{evaluation['classes_covered']}/10, KL {evaluation['kl_uniform']:.3f}")
                 if record is not None:
                     log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
                         f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
@@ -325,10 +377,10 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
-    return _finish(run, record, time.perf_counter() - started)
+    return _finish(run, record, time.perf_counter() - started, evaluation)
 
 
-def _finish(run, record, seconds) -> dict:
+def _finish(run, record, seconds, evaluation=None) -> dict:
     files = {"checkpoint": str(run.checkpoint_path), "metrics": str(run.out / "metrics.jsonl")}
     if run.samples:
         files["gif"] = str(save_gif(run.samples, run.out / "samples.gif"))
@@ -338,18 +390,21 @@ def _finish(run, record, seconds) -> dict:
     if records:
         files["curves"] = str(plot_curves(records, run.out / "curves.png"))
     return {"steps": run.step, "epochs": run.epoch, "seconds": seconds, "last": record,
-            "files": files, "G": run.G, "D": run.D}
+            "evaluation": evaluation, "files": files, "G": run.G, "D": run.D,
+            "G_sampler": run.sampler}
 
 
-def load_generator(path, backend="numpy", seed=0):
-    """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config)."""
+def load_generator(path, backend="numpy", seed=0, raw=False):
+    """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config).
+    If the run kept an EMA of G's weights, that average is returned unless raw=True."""
     ck = load_checkpoint(path)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                             for k, v in ck.config.items() if k in fields})
     be = get_backend(backend, dtype=config.dtype, seed=seed)
     G, _ = build_models(config, be)
-    ck.restore_model("G", G, be)
+    use_ema = not raw and "G_ema" in ck.meta["architecture"]
+    ck.restore_model("G_ema" if use_ema else "G", G, be)
     return G.eval(), be, config
 
 

@@ -25,6 +25,12 @@ def test_train_mnist_dry_run_then_sample(tmp_path):
     images = np.load(tmp_path / "s.npy")
     assert images.shape == (10, 784) and images.dtype == np.float32
     assert -1.0 <= images.min() and images.max() <= 1.0
+    evaluation = run("-m", "npgan", "evaluate", str(out / "checkpoint.npz"), "--n", "300",
+                     "--json", str(tmp_path / "eval.json"))
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "frechet" in evaluation.stdout and "classes" in evaluation.stdout
+    import json
+    assert json.loads((tmp_path / "eval.json").read_text())["n"] == 300
     png = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "16", "-o", str(tmp_path / "s.png"))
     assert png.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -149,3 +149,21 @@ def test_dcgan_trains_checkpoints_its_batchnorm_statistics_and_resumes(tmp_path)
     assert (summary["steps"], resumed["steps"]) == (4, 6)
     G, be, _ = load_generator(tmp_path / "run" / "checkpoint.npz")
     assert not G.training and generate(G, be, 3, 8).shape == (3, 784)
+
+
+def test_ema_and_evaluation_during_training(tmp_path):
+    # one epoch of a tiny G covers few digit classes: the collapse warning must say so
+    with pytest.warns(UserWarning, match="possible mode collapse: only .* of 10 classes"):
+        summary = train(tiny(tmp_path, epochs=1, ema=0.99, eval_every=1, eval_n=200),
+                        progress=False)
+    evaluation = summary["evaluation"]
+    assert evaluation["n"] == 200 and 0 <= evaluation["classes_covered"] <= 10
+    assert evaluation["frechet"] > evaluation["frechet_floor"] > 0
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["eval"]["step"] == STEPS_PER_EPOCH
+    # the sampler is the average, not the last iterate, and the checkpoint keeps both
+    G_ema, _, _ = load_generator(tmp_path / "run" / "checkpoint.npz")
+    G_raw, _, _ = load_generator(tmp_path / "run" / "checkpoint.npz", raw=True)
+    np.testing.assert_array_equal(G_raw[0].W.data, summary["G"][0].W.data)
+    np.testing.assert_array_equal(G_ema[0].W.data, summary["G_sampler"][0].W.data)
+    assert not np.array_equal(G_ema[0].W.data, G_raw[0].W.data)
