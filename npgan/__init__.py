@@ -11,7 +11,11 @@ from npgan.gradcheck import (GradientCheckError, assert_gradients_ok, check_laye
 from npgan.layers import (Layer, LeakyReLU, Linear, Parameter, ReLU, Sequential,
                           Sigmoid, Tanh)
 from npgan.losses import (G_LOSSES, bce, bce_with_logits, d_loss, g_loss_minimax,
-                          g_loss_nonsaturating, get_g_loss, sigmoid, softplus)
+                          g_loss_nonsaturating, get_g_loss, sigmoid, softmax_cross_entropy,
+                          softplus)
+from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
+from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
+from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
 from npgan.optim import SGD, Adam
 
 __version__ = "0.1.0"
@@ -23,6 +27,8 @@ __all__ = [
     "numerical_grad", "rel_error",
     "Layer", "LeakyReLU", "Linear", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
     "G_LOSSES", "bce", "bce_with_logits", "d_loss", "g_loss_minimax",
-    "g_loss_nonsaturating", "get_g_loss", "sigmoid", "softplus",
+    "g_loss_nonsaturating", "get_g_loss", "sigmoid", "softmax_cross_entropy", "softplus",
+    "Conv2d", "ConvTranspose2d", "Flatten", "Reshape", "BatchNorm1d", "BatchNorm2d", "Dropout",
+    "build_dcgan_discriminator", "build_dcgan_generator",
     "SGD", "Adam",
 ]
