@@ -187,6 +187,7 @@ class _Run:
         ck.restore_model("D", self.D, self.be)
         if self.ema is not None:
             ck.restore_model("G_ema", self.ema.shadow, self.be)
+            self.ema.updates = ck.meta["step"]              # one EMA update per step
         ck.restore_optimizer("opt_g", self.opt_g, self.be)
         ck.restore_optimizer("opt_d", self.opt_d, self.be)
         self.fixed_z = self.be.asarray(ck.extra("fixed_z"))

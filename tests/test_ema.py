@@ -11,11 +11,12 @@ def test_ema_follows_the_closed_form():
     model, shadow = Sequential(Linear(3, 2, be)), Sequential(Linear(3, 2, be))
     ema = EMA(model, shadow, decay=0.9)
     expected = [p.data.copy() for p in model.parameters()]
-    for step in range(5):
+    for t in range(12):
         for p in model.parameters():
-            p.data += step + 1.0                       # the "training" moves the weights
+            p.data += t + 1.0                          # the "training" moves the weights
         ema.update()
-        expected = [0.9 * e + 0.1 * p.data for e, p in zip(expected, model.parameters())]
+        d = min(0.9, (1 + t) / (10 + t))               # warm-up: 0.1, 0.18, ... then 0.9
+        expected = [d * e + (1 - d) * p.data for e, p in zip(expected, model.parameters())]
     for e, p in zip(expected, shadow.parameters()):
         np.testing.assert_allclose(p.data, e, rtol=1e-12)
     assert shadow.parameters()[0].data.dtype == np.float64

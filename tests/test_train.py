@@ -45,14 +45,16 @@ def test_a_run_writes_metrics_grids_gif_curves_and_a_checkpoint(tmp_path):
 
 
 def test_stopping_and_resuming_mid_epoch_equals_an_uninterrupted_run(tmp_path):
-    full = train(tiny(tmp_path / "a"), progress=False)
-    first = train(tiny(tmp_path / "b", max_steps=45), progress=False)    # stops mid-epoch 1
+    full = train(tiny(tmp_path / "a", ema=0.99), progress=False)
+    first = train(tiny(tmp_path / "b", ema=0.99, max_steps=45), progress=False)  # mid-epoch 1
     assert first["steps"] == 45
-    resumed = train(tiny(tmp_path / "b"), resume=tmp_path / "b" / "run" / "checkpoint.npz",
-                    progress=False)
+    resumed = train(tiny(tmp_path / "b", ema=0.99),
+                    resume=tmp_path / "b" / "run" / "checkpoint.npz", progress=False)
     assert resumed["steps"] == full["steps"]
     for a, b in zip(params(full), params(resumed)):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(full["G_sampler"].parameters(), resumed["G_sampler"].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)                      # the EMA too
     lines = (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["step"] == full["steps"]                # the log goes on
 
