@@ -18,6 +18,9 @@ Backends:
 """
 from __future__ import annotations
 
+import math
+import os
+
 import numpy
 
 # numpy, for host-side work only (parsing files, checkpoints, reports). Library code
@@ -154,6 +157,117 @@ def to_numpy(a):
     # Array API: move to the namespace's CPU device first, which converts freely.
     cpu = xp.__array_namespace_info__().default_device()
     return numpy.asarray(a.to_device(cpu))
+
+
+# ------------------------------------------------- fast paths, with generic fallbacks
+def _has_out(xp) -> bool:
+    return xp is numpy or getattr(xp, "__name__", "") == "cupy"
+
+
+def into(out, op, *args):
+    """out[...] = xp.<op>(*args), e.g. into(tmp, "multiply", g, g) for tmp = g * g.
+
+    NumPy and CuPy write the result straight into `out` (their `out=`), which saves
+    a temporary array and a copy in hot loops like Adam's; other Array API
+    namespaces compute the temporary and copy it in. A boolean result (op "greater")
+    becomes 0.0 / 1.0 in a float `out`.
+    """
+    xp = _namespace_of(out)
+    if _has_out(xp):
+        getattr(xp, op)(*args, out=out)
+    else:
+        out[...] = astype(getattr(xp, op)(*args), out.dtype)
+    return out
+
+
+def reuse(buffer, like):
+    """`buffer` if it matches `like` in shape, dtype and device, else a new zeros
+    array like `like`: for caches that a layer overwrites at every call."""
+    if buffer is not None and type(buffer) is type(like) and buffer.shape == like.shape \
+            and buffer.dtype == like.dtype \
+            and getattr(buffer, "device", None) == getattr(like, "device", None):
+        return buffer
+    return _namespace_of(like).zeros_like(like)
+
+
+_pool = None        # (process id, ThreadPoolExecutor): a forked child makes its own
+_threads = None
+
+
+def num_threads() -> int:
+    """Threads npgan uses for its own elementwise loops (see map_blocks): the BLAS
+    setting (OPENBLAS/MKL/OMP_NUM_THREADS) if one is set, else the CPUs we may use."""
+    global _threads
+    if _threads is None:
+        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
+                _threads = int(os.environ[var])
+                break
+        else:
+            _threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+    return _threads
+
+
+def set_num_threads(n: int):
+    """Use n threads in map_blocks (1 = run everything on the calling thread)."""
+    global _threads, _pool
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"number of threads must be an int >= 1, got {n!r}")
+    if n != _threads and _pool is not None:
+        _pool[1].shutdown(wait=False)                   # its threads end when idle
+        _pool = None
+    _threads = n
+
+
+def map_blocks(fn, groups, block=1 << 16):
+    """Call fn(*arrays) for every tuple of same-shaped arrays in `groups` (in place).
+
+    On NumPy, contiguous arrays are cut into aligned flat blocks of `block` elements,
+    shared out to num_threads() threads: NumPy's elementwise loops release the GIL, so
+    this is how an optimizer step uses every core, as BLAS does for matmuls. Elsewhere
+    (CuPy: one kernel per op is best; array-api-strict) fn runs once per tuple.
+    fn must be elementwise, so that blocks give bit-identical results.
+    """
+    global _pool
+    groups = list(groups)
+    if not groups or num_threads() == 1 or _namespace_of(groups[0][0]) is not numpy:
+        return _run_share(fn, groups)                   # (CuPy queues kernels: no threads)
+    tasks = []
+    for arrays in groups:
+        n = math.prod(arrays[0].shape)
+        if n <= block or not all(a.flags.c_contiguous for a in arrays):
+            tasks.append(arrays)
+            continue
+        flat = [a.reshape(-1) for a in arrays]          # views: a is contiguous
+        tasks += [tuple(f[i:i + block] for f in flat) for i in range(0, n, block)]
+    shares = _split(tasks, min(num_threads(), len(tasks)))
+    if len(shares) > 1 and (_pool is None or _pool[0] != os.getpid()):
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = (os.getpid(), ThreadPoolExecutor(num_threads() - 1, thread_name_prefix="npgan"))
+    # one share per thread (a hand-off costs far more than a block), one on this thread
+    futures = [_pool[1].submit(_run_share, fn, share) for share in shares[1:]]
+    _run_share(fn, shares[0])
+    for future in futures:
+        future.result()                                 # re-raises fn's exceptions
+
+
+def _run_share(fn, share):
+    for arrays in share:
+        fn(*arrays)
+
+
+def _split(tasks, n):
+    """tasks cut into n consecutive shares of about the same number of elements."""
+    sizes = [math.prod(t[0].shape) for t in tasks]
+    total, shares, done = sum(sizes), [[]], 0
+    for task, size in zip(tasks, sizes):
+        if done + size / 2 > total * len(shares) / n and len(shares) < n and shares[-1]:
+            shares.append([])
+        shares[-1].append(task)
+        done += size
+    return shares
 
 
 # ----------------------------------------------------------------------- the backend

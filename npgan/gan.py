@@ -59,12 +59,13 @@ def d_step(G, D, opt_d, x_real, z, real_label=1.0):
     # (the fake half) overwrites D's single-slot caches.
     logits_real = D.forward(x_real)                    # (B, P) -> (B, 1)
     loss_real, dlogits_real = bce_with_logits(logits_real, real_label)
-    D.backward(dlogits_real)                           # (B, 1) -> (B, P); D's grads += ...
+    # input_grad=False: images are data, not parameters, so D skips dL/dx_real
+    D.backward(dlogits_real, input_grad=False)         # D's grads += ...
     # (1b) fake half: -log(1 - D(G(z))). G is frozen: forward only, no G.backward.
     x_fake = G.forward(z)                              # (B, Z) -> (B, P)
     logits_fake = D.forward(x_fake)                    # (B, P) -> (B, 1)
     loss_fake, dlogits_fake = bce_with_logits(logits_fake, 0.0)
-    D.backward(dlogits_fake)                           # D's grads += ... (sum of both halves)
+    D.backward(dlogits_fake, input_grad=False)         # D's grads += ... (sum of both halves)
     opt_d.step()                                       # only D moves
     loss = loss_real + loss_fake                       # = losses.d_loss(...)[0]
     dtype = logits_real.dtype
@@ -90,7 +91,7 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating"):
     # the gradient crosses D here: dL/dx_fake = dL/dlogits * dlogits/dx_fake.
     # param_grads=False: D is frozen, so we compute only its input gradient.
     dx_fake = D.backward(dlogits, param_grads=False)   # (B, 1) -> (B, P)
-    G.backward(dx_fake)                                # (B, P) -> (B, Z); fills G's grads
+    G.backward(dx_fake, input_grad=False)              # fills G's grads (z needs no dz)
     opt_g.step()                                       # only G moves
     return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits))}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import astype, get_array_module
+from npgan.backend import get_array_module, into, reuse
 
 
 class Parameter:
@@ -43,6 +43,9 @@ class Layer:
     """
 
     training = True
+    # True for layers whose backward takes input_grad=False and then skips dx (Linear,
+    # Sequential): the first layer of D needs no dx for images, nor G's for noise.
+    can_skip_input_grad = False
 
     def train(self, mode=True):
         """Training mode (the default); eval() switches layers like BatchNorm/Dropout."""
@@ -95,6 +98,8 @@ class Linear(Layer):
     reference: https://pytorch.org/docs/stable/generated/torch.nn.Linear.html
     """
 
+    can_skip_input_grad = True
+
     def __init__(self, in_features, out_features, backend, init="default"):
         if init == "default":
             bound = 1.0 / math.sqrt(in_features)
@@ -110,6 +115,7 @@ class Linear(Layer):
         self.W = Parameter(W)
         self.b = Parameter(b)
         self.x = None
+        self._dW = None                             # reused buffer for dout.T @ x (see backward)
 
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -123,16 +129,24 @@ class Linear(Layer):
                 f"make inputs with the same backend (Backend.asarray casts them)"
             )
         self.x = x                                  # (B, in), needed for dW
-        return x @ self.W.data.T + self.b.data      # (B, in) @ (in, out) -> (B, out)
+        y = x @ self.W.data.T                       # (B, in) @ (in, out) -> (B, out)
+        y += self.b.data                            # in place: no second (B, out) array
+        return y
 
-    def backward(self, dout, param_grads=True):
-        """param_grads=False: input gradient only (a frozen layer; see gan.g_step)."""
+    def backward(self, dout, param_grads=True, input_grad=True):
+        """param_grads=False: input gradient only (a frozen layer; see gan.g_step).
+        input_grad=False: parameter gradients only, returns None (x needs no gradient)."""
         xp = get_array_module(dout)
         x = self._need("x")
         if param_grads:
+            self._dW = reuse(self._dW, self.W.data)
             # in the forward pass this was: y = x @ W.T + b, so
-            self.W.grad += dout.T @ x               # (out, B) @ (B, in) -> (out, in)
+            # (dW lands in a buffer we reuse: no weight-sized allocation per step)
+            dW = into(self._dW, "matmul", dout.T, x)  # (out, B) @ (B, in) -> (out, in)
+            self.W.grad += dW
             self.b.grad += xp.sum(dout, axis=0)     # (B, out) -> (out,)
+        if not input_grad:
+            return None                             # skips the largest product of D's update
         return dout @ self.W.data                   # (B, out) @ (out, in) -> (B, in)
 
     def __repr__(self):
@@ -152,10 +166,15 @@ class LeakyReLU(Layer):
     def __init__(self, slope=0.2):
         self.slope = slope
         self.local_slope = None
+        self._slope_buffer = None                           # reused by every forward
 
     def forward(self, x):
-        positive = astype(x > 0, x.dtype)                   # 1.0 where x > 0, else 0.0
-        local_slope = positive * (1.0 - self.slope) + self.slope  # 1 or slope, x.dtype
+        # the cache lives in a buffer we reuse (the cache is single-slot anyway),
+        # so a training step allocates only the output here
+        self._slope_buffer = reuse(self._slope_buffer, x)
+        local_slope = into(self._slope_buffer, "greater", x, 0.0)  # 1.0 if x > 0, else 0.0
+        local_slope *= 1.0 - self.slope
+        local_slope += self.slope                           # 1 or slope, x.dtype
         self.local_slope = local_slope                      # (B, n): dy/dx elementwise
         return x * local_slope
 
@@ -216,7 +235,9 @@ class Tanh(Layer):
 
     def backward(self, dout, param_grads=True):
         y = self._need("y")
-        return dout * (1.0 - y * y)
+        dx = 1.0 - y * y                        # (B, n): dy/dx
+        dx *= dout                              # in place: one (B, n) array fewer
+        return dx
 
     def __repr__(self):
         return "Tanh()"
@@ -226,6 +247,8 @@ class Tanh(Layer):
 class Sequential(Layer):
     """Layers applied in order: x -> layers[0] -> layers[1] -> ... -> y."""
 
+    can_skip_input_grad = True
+
     def __init__(self, *layers):
         self.layers = list(layers)
 
@@ -234,11 +257,16 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
+        """input_grad=False: the caller needs no dx (D's images, G's noise), so a first
+        layer that can skip it does (Linear: the (B, H) @ (H, P) product); returns None."""
         # backward: go in the reverse order of the forward pass
-        for layer in reversed(self.layers):
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not input_grad and layer.can_skip_input_grad:
+                return layer.backward(dout, param_grads=param_grads, input_grad=False)
             dout = layer.backward(dout, param_grads=param_grads)
-        return dout
+        return dout if input_grad else None
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

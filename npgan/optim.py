@@ -4,15 +4,16 @@ An optimizer holds a list of Parameters and, in step(), updates each `p.data` in
 place from `p.grad`. It never zeroes the gradients by itself: call zero_grad()
 (on the optimizer or the model) before the backward passes of the next update.
 
-All updates use in-place operators (`*=`, `+=`, `**=`) on state and one scratch
-buffer per parameter, so a step allocates no full-size temporaries, and every
-constant is a Python float, so float32 stays float32 (NEP 50).
+All updates use in-place operators (`*=`, `+=`) and backend.into (NumPy's `out=`)
+on the state and one scratch buffer per parameter, so a step allocates no full-size
+temporaries, and every constant is a Python float, so float32 stays float32 (NEP 50).
+The update is elementwise, so backend.map_blocks runs it in blocks on all cores.
 """
 from __future__ import annotations
 
 import math
 
-from npgan.backend import get_array_module
+from npgan.backend import get_array_module, into, map_blocks
 
 
 def _check_params(params):
@@ -139,27 +140,31 @@ class Adam(Optimizer):
         h = self.hyper
         b1, b2 = h["betas"]
         self.t += 1
-        # bias corrections in Python floats (double precision), with beta**t, not beta
-        step_size = h["lr"] / (1.0 - b1 ** self.t)
-        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2 ** self.t)
-        for p, m, v, tmp in zip(self.params, self.m, self.v, self._tmp):
-            g = p.grad
-            if h["weight_decay"]:
-                g = g + h["weight_decay"] * p.data   # L2 penalty (rare path; allocates)
+        # bias corrections in Python floats (double precision), with beta**t, not beta.
+        # We fold 1/sqrt(1 - b2^t) into the step and the eps (same math, two fewer
+        # passes): p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(bc2) + eps)
+        #            = step * m / (sqrt(v) + eps_hat)
+        sqrt_bc2 = math.sqrt(1.0 - b2 ** self.t)
+        step = h["lr"] / (1.0 - b1 ** self.t) * sqrt_bc2
+        eps_hat = h["eps"] * sqrt_bc2
+        wd = h["weight_decay"]
+
+        def update(p, g, m, v, tmp):                 # same-shaped arrays (or blocks of them)
+            if wd:
+                g = g + wd * p                       # L2 penalty (rare path; allocates)
+            m -= g
             m *= b1
-            tmp[...] = g
-            tmp *= 1.0 - b1
-            m += tmp                                 # m = b1 m + (1 - b1) g
+            m += g                                   # m = b1 m + (1 - b1) g  = g + b1 (m - g)
+            into(tmp, "multiply", g, g)              # tmp = g^2
+            v -= tmp
             v *= b2
-            tmp[...] = g
-            tmp *= g
-            tmp *= 1.0 - b2
             v += tmp                                 # v = b2 v + (1 - b2) g^2
-            tmp[...] = v
-            tmp **= 0.5
-            tmp *= inv_sqrt_bc2
-            tmp += h["eps"]                          # denom = sqrt(v_hat) + eps
-            tmp **= -1.0
-            tmp *= m
-            tmp *= step_size                         # step_size * m / denom
-            p.data -= tmp
+            into(tmp, "sqrt", v)
+            tmp += eps_hat                           # denom = sqrt(v) + eps_hat
+            into(tmp, "divide", m, tmp)
+            tmp *= step
+            p -= tmp                                 # p -= step * m / denom
+
+        # blocks of all parameters on all cores (NumPy), or one call per parameter
+        map_blocks(update, [(p.data, p.grad, m, v, tmp) for p, m, v, tmp
+                            in zip(self.params, self.m, self.v, self._tmp)])

@@ -1,0 +1,294 @@
+"""Properties behind the speed of a training step, checked without timing anything.
+
+No host transfers per step, no float64 in a float32 step, no weight gradients of D in
+the G-update and no unused input gradients, no weight-sized temporaries, no growth.
+The times themselves are in benchmarks/ (tests never assert a duration).
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from npgan import (SGD, Adam, LeakyReLU, Linear, Sequential, build_discriminator,
+                   build_generator, d_step, g_step, get_backend, train_step)
+from npgan.backend import into, map_blocks, num_threads, set_num_threads
+from tests.backends import ALL_SPECS, host, make_backend
+
+Z, P = 100, 784
+
+
+def mnist_gan(be, g_hidden=(256, 512, 1024), d_hidden=(512, 256)):
+    G = build_generator(be, latent_dim=Z, hidden=g_hidden, out_dim=P)
+    D = build_discriminator(be, in_dim=P, hidden=d_hidden)
+    opt_g = Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return G, D, opt_g, opt_d
+
+
+def small_gan(be):
+    return mnist_gan(be, g_hidden=(32, 64), d_hidden=(64, 32))
+
+
+@pytest.fixture
+def threads():
+    """set_num_threads for one test; the setting it found comes back afterwards."""
+    original = num_threads()
+    yield set_num_threads
+    set_num_threads(original)
+
+
+def arrays_of(obj):
+    """Every array attribute of a layer (caches, buffers) or optimizer (state lists)."""
+    for value in vars(obj).values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if hasattr(item, "dtype") and hasattr(item, "shape"):
+                yield item
+
+
+# ----------------------------------------------------------- (a) host transfers
+@pytest.mark.parametrize("k", [1, 2])
+def test_train_step_makes_no_host_transfer(k):
+    """array-api-strict's device1 refuses any implicit conversion to NumPy (as CuPy
+    does), and Backend counts the explicit ones: a step must make none; only reading
+    the statistics at a logging point does, one per statistic."""
+    be = make_backend(("array-api-strict", "device1"), "float32", seed=1)
+    G, D, opt_g, opt_d = small_gan(be)
+    data = [be.uniform(-1.0, 1.0, (16, P)) for _ in range(k)]
+    for _ in range(5):
+        stats = train_step(G, D, opt_g, opt_d, data, be, latent_dim=Z)
+    assert be.host_transfers == 0
+    logged = {name: be.item(value) for name, value in stats.items()}   # logging point
+    assert be.host_transfers == len(logged) == 7
+
+
+# ----------------------------------------------------------------- (b) float32
+def test_float32_step_has_no_float64_anywhere_on_numpy():
+    """Every parameter, gradient, optimizer state, layer cache and reused buffer, and
+    every statistic of a float32 step is float32 (float64 would double the traffic)."""
+    be = get_backend("numpy", dtype="float32", seed=2)
+    G, D, opt_g, opt_d = small_gan(be)
+    x = be.uniform(-1.0, 1.0, (8, P))
+    logits = D.forward(G.forward(be.randn((8, Z))))              # caches filled
+    caches = [a for layer in G.layers + D.layers for a in arrays_of(layer)]
+    assert logits.dtype == np.float32 and len(caches) >= 11
+    assert all(a.dtype == np.float32 for a in caches)
+    D.backward(logits, param_grads=False)
+    G.backward(be.randn((8, P)))
+    for real_label in (1.0, 0.9):
+        stats = train_step(G, D, opt_g, opt_d, [x, x], be, latent_dim=Z, real_label=real_label)
+    arrays = ([p.data for m in (G, D) for p in m.parameters()]
+              + [p.grad for m in (G, D) for p in m.parameters()]
+              + [a for opt in (opt_g, opt_d) for a in arrays_of(opt)]
+              + [a for layer in G.layers + D.layers for a in arrays_of(layer)]
+              + list(stats.values()))
+    assert len(arrays) > 60
+    assert all(a.dtype == np.float32 for a in arrays), {str(a.dtype) for a in arrays}
+
+
+@pytest.mark.parametrize("g_loss", ["non-saturating", "minimax"])
+def test_float32_step_runs_on_a_device_without_float64(g_loss):
+    """array-api-strict's 'no_float64' device raises on any float64 array, so a whole
+    step (losses, statistics, Adam) running there proves none is ever made."""
+    be = make_backend(("array-api-strict", "no_float64"), "float32", seed=3)
+    G, D, opt_g, opt_d = small_gan(be)
+    data = [be.uniform(-1.0, 1.0, (8, P)) for _ in range(2)]
+    for _ in range(2):
+        stats = train_step(G, D, opt_g, opt_d, data, be, latent_dim=Z, g_loss=g_loss,
+                           real_label=0.9)
+    assert all(v.dtype == be.dtype for v in stats.values())
+    assert all(m.dtype == be.dtype for opt in (opt_g, opt_d) for m in opt.m + opt.v)
+
+
+# ------------------------------------------------- (c) no unneeded gradients
+def test_g_update_leaves_D_grads_untouched_and_skips_unused_input_grads(monkeypatch):
+    """In the G-update D's weight gradients are not computed (a sentinel stays); in
+    the D-update D's first layer is asked for no dL/dx (images are data), and in the
+    G-update G's first layer for no dL/dz."""
+    be = get_backend("numpy", dtype="float32", seed=4)
+    G, D, opt_g, opt_d = mnist_gan(be)
+    calls = []
+
+    def spy(name, layer):
+        original = layer.backward
+
+        def backward(dout, param_grads=True, input_grad=True):
+            dx = original(dout, param_grads=param_grads, input_grad=input_grad)
+            calls.append((name, input_grad, dx is None))
+            return dx
+        monkeypatch.setattr(layer, "backward", backward)
+
+    spy("D0", D.layers[0])
+    spy("G0", G.layers[0])
+    d_step(G, D, opt_d, be.uniform(-1.0, 1.0, (16, P)), be.randn((16, Z)))
+    assert calls == [("D0", False, True), ("D0", False, True)]     # real, then fake half
+
+    calls.clear()
+    for p in D.parameters():
+        p.grad[...] = 7.0                                          # sentinel
+    d_before = [p.data.copy() for p in D.parameters()]
+    g_step(G, D, opt_g, be.randn((16, Z)))
+    assert all(np.all(p.grad == 7.0) for p in D.parameters())
+    assert all(np.array_equal(p.data, b) for p, b in zip(D.parameters(), d_before))
+    # D's first layer must return dx_fake here (G needs it); G's first returns no dz
+    assert calls == [("D0", True, False), ("G0", False, True)]
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(spec):
+    be = make_backend(spec, "float32", seed=5)
+    for first in (Linear(6, 5, be), LeakyReLU(0.2)):              # can skip / cannot
+        width = 6 if isinstance(first, Linear) else 5
+        net = Sequential(first, *([] if width == 5 else [LeakyReLU(0.2)]), Linear(5, 3, be))
+        x, dout = be.randn((4, width)), be.randn((4, 3))
+        grads = []
+        for input_grad in (True, False):
+            net.zero_grad()
+            net.forward(x)
+            dx = net.backward(dout, input_grad=input_grad)
+            assert (dx is None) == (not input_grad)
+            grads.append([host(p.grad).copy() for p in net.parameters()])
+        for a, b in zip(*grads):
+            np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------- (d) allocations
+def traced_peak(fn):
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] - before
+    tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_adam_and_sgd_steps_allocate_only_bookkeeping(threads, n_threads):
+    """On the MNIST G and D (8 MiB of float32 parameters, the largest weight 3 MiB)
+    an optimizer step allocates less than 128 KiB: views and bookkeeping, no
+    temporary of any weight beyond G's smallest one (100 KiB)."""
+    threads(n_threads)
+    be = get_backend("numpy", dtype="float32", seed=6)
+    G, D, _, _ = mnist_gan(be)
+    params = G.parameters() + D.parameters()
+    for p in params:
+        p.grad[...] = be.randn(p.shape)
+    assert sum(p.data.nbytes for p in params) > 8_000_000
+    for opt in (Adam(params, lr=2e-4, betas=(0.5, 0.999)), SGD(params, lr=0.1, momentum=0.9)):
+        opt.step()                                                 # warm-up
+        peak = traced_peak(opt.step)
+        assert peak < 128 * 1024, f"{type(opt).__name__}.step allocated {peak} bytes"
+
+
+def forward_activation_floats(G, D, be):
+    """Floats per sample of one forward of G and D: every layer output and cache
+    (each array once: a Linear caches its input, which is the previous output)."""
+    x, arrays = be.randn((1, Z)), {}
+    for layer in G.layers + D.layers:
+        x = layer.forward(x)
+        caches = [v for name, v in vars(layer).items()
+                  if not name.startswith("_") and hasattr(v, "dtype") and v.shape[0] == 1]
+        arrays.update({id(a): a for a in [x, *caches]})
+    return sum(a.size for a in arrays.values())
+
+
+@pytest.mark.parametrize("batch", [8, 64])
+def test_train_step_allocates_at_most_one_forward_of_activations(batch):
+    """A step's peak allocation is bounded by the activations it cannot avoid: one
+    forward's worth of outputs and caches of G and D (measured at batch 64: ~0.75
+    of that). Weight-sized temporaries (dW = dout.T @ x without a reused buffer,
+    3 MiB for G's last layer) would break the bound at small batches."""
+    be = get_backend("numpy", dtype="float32", seed=7)
+    G, D, opt_g, opt_d = mnist_gan(be)
+    x = be.uniform(-1.0, 1.0, (batch, P))
+
+    def step():
+        train_step(G, D, opt_g, opt_d, [x], be, latent_dim=Z)
+    step()
+    step()                                                         # warm-up: buffers exist
+    bound = 4 * batch * forward_activation_floats(G, D, be) + 64 * 1024
+    peak = traced_peak(step)
+    assert peak < bound, f"train_step peak {peak} bytes, bound {bound}"
+
+
+# ---------------------------------------------------------------- (e) growth
+def test_memory_does_not_grow_over_many_steps():
+    be = get_backend("numpy", dtype="float32", seed=8)
+    G, D, opt_g, opt_d = small_gan(be)
+    x = be.uniform(-1.0, 1.0, (16, P))
+    for _ in range(20):                                            # warm-up
+        train_step(G, D, opt_g, opt_d, [x], be, latent_dim=Z)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(200):
+        stats = train_step(G, D, opt_g, opt_d, [x], be, latent_dim=Z)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert growth < 16 * 1024, f"memory grew by {growth} bytes over 200 steps"
+    assert np.isfinite(float(stats["loss_d"]))
+
+
+# ------------------------------------------------- the backend's fast paths
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_into_writes_the_result_into_the_given_array(spec):
+    be = make_backend(spec, "float32", seed=9)
+    a, b = be.uniform(0.5, 2.0, (3, 4)), be.uniform(0.5, 2.0, (3, 4))
+    out = be.zeros((3, 4))
+    for op, args, expected in [("multiply", (a, b), host(a) * host(b)),
+                               ("divide", (a, b), host(a) / host(b)),
+                               ("sqrt", (a,), np.sqrt(host(a)))]:
+        result = into(out, op, *args)
+        assert result is out and out.dtype == be.dtype
+        np.testing.assert_allclose(host(out), expected, rtol=1e-6)
+    m = be.zeros((3, 3))
+    into(m, "matmul", a, b.T)
+    np.testing.assert_allclose(host(m), host(a) @ host(b).T, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_map_blocks_equals_one_call_per_array(threads, n_threads):
+    """Blocks (and threads) give bit-identical results; a non-contiguous array is
+    passed whole, since a flat view of it does not exist; errors propagate."""
+    threads(n_threads)
+    rng = np.random.default_rng(0)
+    shapes = [(300, 70), (5,), (64, 64)]
+    a = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+    b = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+    a.append(rng.standard_normal((40, 30), dtype=np.float32).T)     # not contiguous
+    b.append(rng.standard_normal((30, 40), dtype=np.float32))
+    expected = [x * 3.0 + y * y for x, y in zip(a, b)]
+
+    def fn(x, y):
+        x *= 3.0
+        x += y * y
+
+    map_blocks(fn, list(zip(a, b)), block=1000)
+    for got, want in zip(a, expected):
+        np.testing.assert_array_equal(got, want)
+
+    def fails(x):
+        raise RuntimeError("inside a block")
+    with pytest.raises(RuntimeError, match="inside a block"):
+        map_blocks(fails, [(np.zeros(5000, np.float32),)], block=1000)
+
+
+def test_adam_is_bit_identical_with_one_or_two_threads(threads):
+    results = []
+    for n_threads in (1, 2):
+        threads(n_threads)
+        be = get_backend("numpy", dtype="float32", seed=10)
+        G, D, opt_g, opt_d = small_gan(be)
+        for _ in range(3):
+            train_step(G, D, opt_g, opt_d, [be.uniform(-1.0, 1.0, (8, P))], be, latent_dim=Z)
+        results.append([p.data.copy() for p in G.parameters() + D.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads_rejects_nonsense():
+    with pytest.raises(ValueError, match="int >= 1"):
+        set_num_threads(0)
+    with pytest.raises(ValueError, match="int >= 1"):
+        set_num_threads(2.0)
