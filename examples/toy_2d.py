@@ -1,0 +1,102 @@
+"""Watch a GAN learn a 2-D mixture of Gaussians: real points, G's points and D's view.
+
+    python examples/toy_2d.py --shape ring --steps 3000 --every 100 --out runs/toy_2d
+
+Every --every steps we save a figure (real points, generated points, and D's decision
+surface sigmoid(D(x)) as a heat map) and print how many modes G covers; at the end we
+write an animation of all the snapshots (toy_2d.gif). The training is
+npgan.toy.train_toy, i.e. npgan.gan.train_step on small MLPs.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: we only write files
+import matplotlib.pyplot as plt
+from matplotlib.animation import FuncAnimation, PillowWriter
+
+from npgan import get_backend
+from npgan.toy import STD, centers, decision_surface, generate, sample, train_toy
+
+LIM = 3.0  # plot window [-LIM, LIM]^2, in data units
+
+
+def draw(ax, real, snap):
+    """One snapshot on one axes: D's surface, then the real and the generated points."""
+    ax.clear()
+    ax.imshow(snap["surface"], origin="lower", extent=(-LIM, LIM, -LIM, LIM),
+              cmap="RdBu_r", vmin=0.0, vmax=1.0)
+    ax.scatter(real[:, 0], real[:, 1], s=2, c="k", alpha=0.35, label="real")
+    ax.scatter(snap["fake"][:, 0], snap["fake"][:, 1], s=2, c="gold", label="G(z)")
+    ax.legend(loc="lower right", fontsize=7, markerscale=3, framealpha=0.8,
+              title="heat map: D(x), red = 'real'", title_fontsize=7)
+    ax.set_xlim(-LIM, LIM)
+    ax.set_ylim(-LIM, LIM)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"step {snap['step']}: {snap['covered']}/{snap['modes']} modes, "
+                 f"{100 * snap['hq_share']:.0f}% sharp", fontsize=9)
+
+
+def new_figure():
+    fig, ax = plt.subplots(figsize=(4, 4.2))
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93)
+    return fig, ax
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=["ring", "grid"], default="ring")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    parser.add_argument("--out", default="runs/toy_2d", help="folder for the PNGs and the GIF")
+    parser.add_argument("--every", type=int, default=100, help="steps between snapshots")
+    parser.add_argument("--std", type=float, default=STD, help="std of each Gaussian")
+    parser.add_argument("--latent-dim", type=int, default=4, help="Z, the size of G's noise")
+    parser.add_argument("--fps", type=int, default=8, help="frames per second of the GIF")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    be = get_backend(args.backend, seed=args.seed)
+    # the plots draw their points from a second generator, so that the training run
+    # is exactly train_toy(seed=args.seed)
+    plot_be = get_backend(args.backend, seed=args.seed + 1)
+    mus = centers(args.shape)                                        # (K, 2)
+    real = plot_be.to_numpy(sample(args.shape, 1000, plot_be, args.std))  # (1000, 2)
+    z_plot = plot_be.randn((1000, args.latent_dim))                  # fixed noise, (1000, Z)
+    snaps, fig, ax = [], *new_figure()
+
+    def snapshot(entry, G, D, backend):
+        snap = {"step": entry["step"], "covered": entry["covered"], "modes": len(mus),
+                "hq_share": entry["hq_share"], "fake": generate(G, z_plot, backend),
+                "surface": decision_surface(D, backend, lim=LIM, n=80)}
+        snaps.append(snap)
+        draw(ax, real, snap)
+        fig.savefig(out / f"toy_2d_{args.shape}_{entry['step']:06d}.png", dpi=80)
+        print(f"step {entry['step']:6d}  modes covered {entry['covered']}/{len(mus)}  "
+              f"high-quality {100 * entry['hq_share']:5.1f}%  D(x) {entry['d_real']:.2f}  "
+              f"D(G(z)) {entry['d_fake']:.2f}", flush=True)
+
+    t0 = time.perf_counter()
+    _, _, history = train_toy(args.shape, steps=args.steps, seed=args.seed, backend=be,
+                              std=args.std, latent_dim=args.latent_dim,
+                              eval_every=args.every, callback=snapshot)
+    seconds = time.perf_counter() - t0
+    last = history[-1]
+    print(f"done in {seconds:.1f} s: {last['covered']}/{len(mus)} modes covered, "
+          f"{100 * last['hq_share']:.1f}% of samples within 3 std of a mode")
+    print("samples per mode:", last["counts"].tolist())
+
+    fig.savefig(out / f"toy_2d_{args.shape}.png", dpi=100)
+    anim = FuncAnimation(fig, lambda i: draw(ax, real, snaps[i]), frames=len(snaps))
+    anim.save(out / "toy_2d.gif", writer=PillowWriter(fps=args.fps), dpi=60)
+    print(f"wrote {out / f'toy_2d_{args.shape}.png'} and {out / 'toy_2d.gif'}")
+
+
+if __name__ == "__main__":
+    main()

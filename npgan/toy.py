@@ -1,0 +1,136 @@
+"""2-D toy data for watching a GAN learn: Gaussian mixtures whose modes we can count.
+
+    "ring": 8 Gaussians, centers on a circle of radius 2 at angles 0, 45, ..., 315 degrees
+    "grid": 25 Gaussians, centers on the 5 x 5 grid {-2, -1, 0, 1, 2}^2
+    every Gaussian has std 0.05 (STD) unless the caller asks for another
+
+In two dimensions we can measure what MNIST only lets us eyeball: how many modes G
+covers (mode collapse) and how sharp its samples are (mode_coverage).
+The GAN works in units where the data fit inside Tanh's range (-1, 1), like MNIST
+pixels: D sees points divided by SCALE, and G's outputs are multiplied by SCALE
+before we measure or plot them.
+
+    G, D, history = train_toy("ring", steps=3000, seed=0)
+    history[-1]["covered"], history[-1]["hq_share"]    # modes hit, share of sharp samples
+reference: https://arxiv.org/abs/1611.02163 (Unrolled GANs, section 3.1: the ring)
+"""
+from __future__ import annotations
+
+import math
+
+from npgan.backend import Backend, astype, get_backend, to_numpy
+from npgan.backend import host as np
+from npgan.gan import build_discriminator, build_generator, d_step, train_step
+from npgan.losses import sigmoid
+from npgan.optim import Adam
+
+SHAPES = ("ring", "grid")
+RADIUS = 2.0        # ring radius, in data units
+STD = 0.05          # std of every Gaussian, in data units. Metz et al. use 0.02; our short,
+                    # small runs cover modes that narrow much less reliably
+SCALE = 2.5         # data units per GAN unit: every mode coordinate lies in [-2, 2], which
+                    # maps to [-0.8, 0.8], inside Tanh's range (-1, 1)
+
+
+def centers(shape="ring"):
+    """The K mode centers of `shape` as a host array (K, 2), in data units."""
+    if shape == "ring":
+        angles = 2.0 * math.pi * np.arange(8) / 8
+        return RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)   # (8, 2)
+    if shape == "grid":
+        ticks = np.arange(-2.0, 3.0)                                         # -2 .. 2
+        xs, ys = np.meshgrid(ticks, ticks, indexing="ij")                    # (5, 5) each
+        return np.stack([xs.ravel(), ys.ravel()], axis=1)                    # (25, 2)
+    raise ValueError(f"unknown toy shape {shape!r}; valid: {', '.join(SHAPES)}")
+
+
+def sample(shape, n, backend, std=STD):
+    """n points of the mixture on the backend's device, (n, 2), in data units.
+
+    Each point picks a mode uniformly (mode = floor(K u), u ~ U[0, 1)) and adds
+    N(0, std^2) noise; both draws come from the backend's seeded generator.
+    """
+    xp = backend.xp
+    mus = backend.asarray(centers(shape))                            # (K, 2)
+    k = mus.shape[0]
+    u = backend.uniform(0.0, 1.0, (n,))                              # (n,)
+    # we clip because K u may round up to K in float32
+    idx = astype(xp.clip(xp.floor(u * k), 0.0, k - 1.0), xp.int64)    # (n,) mode index
+    return xp.take(mus, idx, axis=0) + std * backend.randn((n, 2))    # (n, 2)
+
+
+def mode_coverage(points, centers, std, min_share=None):
+    """How well `points` (N, 2) cover the K modes at `centers` (K, 2), on the host.
+
+    A point is high quality when it lies within 3 std of its nearest center; it then
+    counts for that mode. A mode is covered when it holds at least min_share * N
+    high-quality points; by default min_share = 1 / (4 K), a quarter of its fair share
+    (points spread evenly along the ring, missing the modes, stay below that).
+    Returns (covered modes: int, per-mode counts: int array (K,), high-quality share).
+    """
+    pts = np.asarray(to_numpy(points), dtype=np.float64)             # (N, 2)
+    mus = np.asarray(to_numpy(centers), dtype=np.float64)            # (K, 2)
+    n, k = pts.shape[0], mus.shape[0]
+    min_share = 1.0 / (4 * k) if min_share is None else min_share
+    dist = np.linalg.norm(pts[:, None, :] - mus[None, :, :], axis=-1)   # (N, K)
+    nearest = np.argmin(dist, axis=1)                                # (N,)
+    good = np.min(dist, axis=1) <= 3.0 * std                         # (N,) high quality
+    counts = np.bincount(nearest[good], minlength=k)                 # (K,)
+    covered = int(np.sum(counts >= min_share * n))
+    return covered, counts, float(np.mean(good))
+
+
+def generate(G, z, backend):
+    """G's samples for noise z (N, Z), as a host array (N, 2) in data units."""
+    return backend.to_numpy(G.forward(z)) * SCALE                    # a host sync
+
+
+def decision_surface(D, backend, lim=3.0, n=100):
+    """sigmoid(D(x)) on an n x n grid over [-lim, lim]^2 (data units), as a host (n, n)
+    array whose row i is y = ys[i] (for imshow with origin="lower")."""
+    ticks = np.linspace(-lim, lim, n)
+    xs, ys = np.meshgrid(ticks, ticks)                               # (n, n) each
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1) / SCALE        # (n*n, 2), GAN units
+    probs = sigmoid(D.forward(backend.asarray(grid)))                # (n*n, 1)
+    return backend.to_numpy(probs).reshape(n, n)
+
+
+def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
+              hidden=64, latent_dim=4, lr=1e-3, betas=(0.5, 0.999), std=STD, d_steps=1,
+              g_loss="non-saturating", train_generator=True, eval_every=500,
+              eval_samples=2000, callback=None):
+    """Train a small MLP GAN on a toy shape with npgan.gan.train_step; return G, D, history.
+
+    backend: a name ("numpy", "cupy", "array-api-strict") made with `seed`, or a Backend
+    (which carries its own seed). hidden: the width H of G's and D's two hidden layers.
+    Each step draws d_steps fresh real batches (B, 2) on the device, runs that many
+    D-updates and one G-update. train_generator=False runs the D-updates only, so G
+    stays at its initialization: a control that must not cover the modes.
+    Every eval_every steps and after the last one we measure mode_coverage for a fixed
+    noise batch, the only host syncs: history gets one dict per evaluation (step,
+    covered, counts, hq_share, loss_d, d_real, d_fake); then callback(entry, G, D, be).
+    """
+    be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
+    G = build_generator(be, latent_dim=latent_dim, hidden=(hidden, hidden), out_dim=2)
+    D = build_discriminator(be, in_dim=2, hidden=(hidden, hidden))
+    opt_g = Adam(G.parameters(), lr=lr, betas=betas)
+    opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+    mus = centers(shape)                                             # (K, 2), host
+    z_eval = be.randn((eval_samples, latent_dim))                    # fixed noise, (N, Z)
+    history = []
+    for step in range(1, steps + 1):
+        reals = [sample(shape, batch_size, be, std) / SCALE          # k x (B, 2), GAN units
+                 for _ in range(d_steps)]
+        if train_generator:
+            stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss)
+        else:  # the control: the same D-updates, and no G-update at all
+            for x_real in reals:
+                stats = d_step(G, D, opt_d, x_real, be.randn((batch_size, latent_dim)))
+        if step % eval_every == 0 or step == steps:
+            covered, counts, hq_share = mode_coverage(generate(G, z_eval, be), mus, std)
+            entry = {"step": step, "covered": covered, "counts": counts, "hq_share": hq_share}
+            entry.update({k: be.item(stats[k]) for k in ("loss_d", "d_real", "d_fake")})
+            history.append(entry)
+            if callback is not None:
+                callback(entry, G, D, be)
+    return G, D, history

@@ -1,0 +1,76 @@
+"""The docs cannot rot: every `path.py: Name` or `path.py: Class.method` reference in
+docs/*.md must name a file that exists and a definition that is in it (found with ast),
+and every image a doc shows must exist."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+# `npgan/layers.py: Linear.backward`, `npgan/gan.py: g_step`, `tests/test_gan.py: test_x`
+REFERENCE = re.compile(r"`([\w./-]+\.py): ([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)`")
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def references(doc):
+    return REFERENCE.findall(doc.read_text(encoding="utf-8"))
+
+
+def definitions(path):
+    """The names a module defines: top-level functions, classes and assignments,
+    and 'Class.method' for the methods of each top-level class."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        if isinstance(node, ast.ClassDef):
+            names.update(f"{node.name}.{item.name}" for item in node.body
+                         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return names
+
+
+def test_there_are_docs_with_references():
+    """Guards the tests below against a pattern that silently matches nothing."""
+    walkthrough = ROOT / "docs" / "backprop_through_d.md"
+    assert walkthrough in DOCS
+    refs = references(walkthrough)
+    assert len(refs) >= 20, refs
+    assert ("npgan/gan.py", "g_step") in refs
+    assert ("npgan/layers.py", "Linear.backward") in refs
+
+
+def test_the_reference_pattern_and_the_lookup_can_fail():
+    assert REFERENCE.findall("see `npgan/gan.py: g_step` and `a/b.py: C.m`") == [
+        ("npgan/gan.py", "g_step"), ("a/b.py", "C.m")]
+    names = definitions(ROOT / "npgan" / "layers.py")
+    assert "Linear.backward" in names and "Linear" in names
+    assert "Linear.no_such_method" not in names and "Linear.b" not in names
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_code_reference_exists(doc):
+    missing = []
+    cache = {}
+    for rel, name in references(doc):
+        path = ROOT / rel
+        if not path.is_file():
+            missing.append(f"{rel}: {name} (no such file)")
+            continue
+        if rel not in cache:
+            cache[rel] = definitions(path)
+        if name not in cache[rel]:
+            missing.append(f"{rel}: {name} (not defined in that file)")
+    assert not missing, f"{doc.name} refers to code that does not exist:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_image_exists(doc):
+    images = IMAGE.findall(doc.read_text(encoding="utf-8"))
+    missing = [src for src in images
+               if not src.startswith("http") and not (doc.parent / src).is_file()]
+    assert not missing, f"{doc.name} shows images that do not exist: {missing}"
