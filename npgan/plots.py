@@ -76,3 +76,41 @@ def plot_curves(records, path):
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def plot_grad_norms(records, path, weights_only=True):
+    """Each layer's gradient norm ||dL/dW|| over steps, G on the left and D on the right.
+
+    records: metrics.jsonl records of a run with log_grad_norms=True, whose keys look
+    like "grad_norm/G.0.W" (model G, layer 0, its weight W). The G panel shows the
+    gradient that crossed D: G's last layer is nearest to D, its first layer farthest.
+    A log scale, because norms of different layers differ by orders of magnitude.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = [r for r in records if any(k.startswith("grad_norm/") for k in r)]
+    if not records:
+        raise ValueError("no gradient norms in these records: train with log_grad_norms=True "
+                         "(--log-grad-norms) to record them")
+    keys = [k for k in records[0] if k.startswith("grad_norm/")]
+    if weights_only:
+        keys = [k for k in keys if k.endswith(".W")]
+    steps = [r["step"] for r in records]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    for panel, model in enumerate(("G", "D")):
+        ax = fig.add_subplot(1, 2, panel + 1)
+        model_keys = [k for k in keys if k.split("/", 1)[1].startswith(model + ".")]
+        for i, key in enumerate(model_keys):
+            name = key.split("/", 1)[1]                              # e.g. "G.0.W"
+            where = " (input side)" if i == 0 else " (output side)" if i == len(model_keys) - 1 else ""
+            ax.plot(steps, [r[key] for r in records], label=name + where, linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title({"G": "G: gradients that came back through D",
+                      "D": "D: gradients of D's loss"}[model], fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)

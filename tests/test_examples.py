@@ -50,3 +50,19 @@ def test_sample_rejects_bad_input(tmp_path):
     assert "Traceback" not in result.stderr
     result = run("-m", "npgan", "sample", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "x.jpg"))
     assert "must end in .npy" in result.stderr
+
+
+def test_gradient_flow_trains_records_and_plots(tmp_path):
+    out = tmp_path / "flow"
+    result = run("examples/gradient_flow.py", "--max-steps", "4", "--log-every", "2",
+                 "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
+    assert "G.0.W" in result.stdout and "D.4.W" in result.stdout
+    # a run without --log-grad-norms has nothing to plot: a clear error, no traceback
+    plain = tmp_path / "plain"
+    assert run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run",
+               "--out", str(plain)).returncode == 0
+    result = run("examples/gradient_flow.py", "--metrics", str(plain / "metrics.jsonl"))
+    assert result.returncode != 0 and "--log-grad-norms" in result.stderr
+    assert "Traceback" not in result.stderr
