@@ -28,6 +28,8 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="a folder with the four MNIST-format IDX files")
     p.add_argument("--model", choices=["mlp", "dcgan"], default=DEFAULTS.model,
                    help="mlp: the classic MLP GAN; dcgan: (transposed) convolutions + BatchNorm")
+    p.add_argument("--conditional", action="store_true",
+                   help="class-conditional GAN: G and D also get the label (one-hot)")
     p.add_argument("--base-channels", type=int, default=DEFAULTS.base_channels,
                    help="DCGAN width (G: 2x this, then 1x; D: 1x, then 2x)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -59,7 +61,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config = TrainConfig(
-        model=args.model, base_channels=args.base_channels,
+        model=args.model, conditional=args.conditional, base_channels=args.base_channels,
         backend=args.backend, dtype=args.dtype, dataset=args.dataset, data_dir=args.data_dir,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1,
         latent_dim=args.latent_dim, d_steps=args.d_steps, g_loss=args.g_loss,

@@ -1,5 +1,5 @@
 """Command line:
-    python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png)
+    python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png) [--label L]
     python -m npgan evaluate CHECKPOINT [--n 10000] [--json FILE]
 """
 import argparse
@@ -23,12 +23,23 @@ def _sample(args):
         sys.exit(f"error: -n must be at least 1, got {args.n}")
     G, be, config = load_generator(args.checkpoint, backend=args.backend, seed=args.seed,
                                    raw=args.raw)
-    images = generate(G, be, args.n, config.latent_dim)              # (N, P) float32
+    labels, nrow = None, args.nrow
+    if args.label is not None:
+        if not config.conditional:
+            sys.exit(f"error: --label needs a conditional GAN, and {args.checkpoint} was "
+                     f"trained without --conditional")
+        if not 0 <= args.label < G.num_classes:
+            sys.exit(f"error: --label must be a class from 0 to {G.num_classes - 1}, got {args.label}")
+        labels = np.full(args.n, args.label, dtype=np.int64)
+    elif config.conditional:        # every class in turn; a PNG gets one row per class
+        labels = np.repeat(np.arange(G.num_classes), -(-args.n // G.num_classes))[:args.n]
+        nrow = nrow or -(-args.n // G.num_classes)
+    images = generate(G, be, args.n, config.latent_dim, labels=labels)   # (N, P) float32
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
         np.save(args.output, images)
     else:
-        save_grid(images, args.output, nrow=args.nrow)
+        save_grid(images, args.output, nrow=nrow)
     print(f"wrote {args.n} samples to {args.output}")
 
 
@@ -62,6 +73,9 @@ def main(argv=None):
     s.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     s.add_argument("--nrow", type=int, default=None, help="images per row in a PNG grid")
     s.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
+    s.add_argument("--label", type=int, default=None,
+                   help="conditional GAN: the class to generate (default: every class, "
+                        "one row each in a PNG)")
     s.set_defaults(run=_sample)
     e = commands.add_parser("evaluate", help="sample-quality metrics of a checkpoint's G")
     e.add_argument("checkpoint")

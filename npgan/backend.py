@@ -147,6 +147,14 @@ def astype(a, dtype):
     return a.astype(dtype)  # older CuPy
 
 
+def concat(arrays, axis=0):
+    """Join arrays along `axis` on any namespace (Array API `concat`; older CuPy and
+    NumPy only have `concatenate`)."""
+    xp = _namespace_of(arrays[0])
+    join = getattr(xp, "concat", None) or xp.concatenate
+    return join(list(arrays), axis=axis)
+
+
 def to_numpy(a):
     """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA)."""
     xp = _namespace_of(a)

@@ -23,7 +23,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from npgan.backend import Backend, astype, get_array_module, to_numpy
+from npgan.backend import Backend, astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
 from npgan.data import iterate_batches, load_dataset, to_device
 from npgan.layers import Linear, ReLU, Sequential
@@ -97,7 +97,7 @@ def _shift(img, s, axis):
         fill = xp.zeros_like(img[:, :, :n]) - 1.0                      # (B, 28, n)
         kept = img[:, :, :SIDE - n] if s > 0 else img[:, :, n:]
     parts = [fill, kept] if s > 0 else [kept, fill]
-    return xp.concat(parts, axis=axis)
+    return concat(parts, axis=axis)
 
 
 # ----------------------------------------------------------------------- training

@@ -239,8 +239,10 @@ def to_device(images, be):
     return x / 127.5 - 1.0
 
 
-def iterate_batches(x, batch_size: int, be, drop_last: bool = True, order=None, start=0):
+def iterate_batches(x, batch_size: int, be, drop_last: bool = True, order=None, start=0,
+                    labels=None):
     """One epoch of shuffled minibatches of `x` (N, ...), each (batch_size, ...).
+    With labels (N,) on the device: (x batch, labels batch) pairs, shuffled alike.
 
     The permutation comes from `be`'s seeded generator and stays on the device, and
     so do the batches. drop_last=False also yields the final, smaller batch.
@@ -256,4 +258,8 @@ def iterate_batches(x, batch_size: int, be, drop_last: bool = True, order=None, 
     for begin in range(start * batch_size, stop, batch_size):
         # The Array API allows no slice past the end, nor integer-array indexing
         # (x[idx]), so we clip the slice ourselves and gather with xp.take.
-        yield be.xp.take(x, idx[begin:min(begin + batch_size, n)], axis=0)
+        rows = idx[begin:min(begin + batch_size, n)]
+        if labels is None:
+            yield be.xp.take(x, rows, axis=0)
+        else:
+            yield be.xp.take(x, rows, axis=0), be.xp.take(labels, rows, axis=0)

@@ -12,6 +12,10 @@ halves the side exactly; the paper's guidelines: no pooling (strided convolution
 BatchNorm in both nets but not on G's output or D's input, ReLU in G with Tanh at the
 end, LeakyReLU(0.2) in D, weights ~ N(0, 0.02).
 
+Conditional DCGAN (num_classes = C > 0, see npgan.conditional): G's Linear takes
+[z, onehot(y)] (Z + C inputs); D gets the label as C constant 28 x 28 planes beside the
+image, so its first Conv sees channels + C input channels.
+
 BatchNorm makes the train/eval mode matter: call G.eval() to sample with the running
 statistics (and G.train() before the next step). In d_step, D's BatchNorm sees the real
 and the fake batch separately, each normalized with its own statistics, as in
@@ -20,6 +24,7 @@ reference: https://arxiv.org/abs/1511.06434
 """
 from __future__ import annotations
 
+from npgan.conditional import Conditional
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from npgan.layers import LeakyReLU, Linear, ReLU, Sequential, Tanh
 from npgan.norm import BatchNorm1d, BatchNorm2d
@@ -33,11 +38,11 @@ def _check_size(image_size):
 
 
 def build_dcgan_generator(backend, latent_dim=100, base_channels=64, image_size=28,
-                          channels=1, init="normal"):
+                          channels=1, init="normal", num_classes=0):
     """G: z (B, Z) -> images (B, channels * image_size**2) in [-1, 1]; see the module doc."""
     c, side = base_channels, _check_size(image_size)      # side = 7 for MNIST
-    return Sequential(
-        Linear(latent_dim, 2 * c * side * side, backend, init),          # (B, Z) -> (B, 2c*7*7)
+    net = Sequential(
+        Linear(latent_dim + num_classes, 2 * c * side * side, backend, init),  # -> (B, 2c*7*7)
         BatchNorm1d(2 * c * side * side, backend),
         ReLU(),
         Reshape((2 * c, side, side)),                                    # -> (B, 2c, 7, 7)
@@ -48,15 +53,17 @@ def build_dcgan_generator(backend, latent_dim=100, base_channels=64, image_size=
         Tanh(),
         Flatten(),                                                       # -> (B, P)
     )
+    return Conditional(net, num_classes, backend) if num_classes else net
 
 
 def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels=1,
-                              slope=0.2, init="normal"):
+                              slope=0.2, init="normal", num_classes=0):
     """D: images (B, channels * image_size**2) -> logits (B, 1); see the module doc."""
     c, side = base_channels, _check_size(image_size)
-    return Sequential(
-        Reshape((channels, image_size, image_size)),                     # (B, P) -> (B, 1, 28, 28)
-        Conv2d(channels, c, 4, 2, 1, backend=backend, init=init),        # -> (B, c, 14, 14)
+    cin = channels + num_classes                          # the label planes, if any
+    net = Sequential(
+        Reshape((cin, image_size, image_size)),                          # (B, P) -> (B, 1, 28, 28)
+        Conv2d(cin, c, 4, 2, 1, backend=backend, init=init),             # -> (B, c, 14, 14)
         LeakyReLU(slope),
         Conv2d(c, 2 * c, 4, 2, 1, backend=backend, init=init),           # -> (B, 2c, 7, 7)
         BatchNorm2d(2 * c, backend),
@@ -64,3 +71,6 @@ def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels
         Flatten(),                                                       # -> (B, 2c*7*7)
         Linear(2 * c * side * side, 1, backend, init),                   # -> (B, 1)
     )
+    if num_classes:
+        return Conditional(net, num_classes, backend, planes=image_size * image_size)
+    return net

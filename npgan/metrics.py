@@ -10,6 +10,8 @@ For images (N, P) in [-1, 1] (G's output range) we report:
                  penultimate features of the samples and of real held-out images
   frechet_floor  the same distance between real training and real held-out images:
                  what real data scores, so a generator cannot expect to go lower
+  label_agreement  (conditional G only) the fraction of samples that the classifier
+                 puts in the class G was asked for
 The Frechet distance is FID's recipe (Heusel et al. 2017) on our own small classifier
 instead of Inception, so its values are comparable only with each other.
 reference: https://arxiv.org/abs/1706.08500
@@ -153,21 +155,37 @@ def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
     """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) drawn
     with its own `seed`: the same z at every call, so evaluations differ only because
     G did. G runs in eval mode and is put back in the mode it was in; latent_dim
-    defaults to the input width of G's first layer.
+    defaults to the input width of G's first layer. A conditional G is asked for every
+    class in turn (0, 1, ..., 9, 0, ...), and the result has its label_agreement.
     """
+    from npgan.conditional import balanced_labels, is_conditional
     model = classifier if classifier is not None else load_or_train_classifier(dataset, backend)
     ref = reference if reference is not None else reference_statistics(model, backend, dataset)
-    latent_dim = latent_dim if latent_dim is not None else G[0].in_features
+    conditional = is_conditional(G)
+    c = G.num_classes if conditional else 0
+    latent_dim = latent_dim if latent_dim is not None else G[0].in_features - c
     # all of z in one draw, so the samples do not depend on batch_size
     z = reseeded(backend, seed).randn((n, latent_dim))                 # (n, Z)
+    wanted = balanced_labels(n, c) if conditional else None           # host (n,)
+
+    def samples():                       # batch by batch: one batch of images alive at a time
+        for start in range(0, n, batch_size):
+            zb = z[start:min(start + batch_size, n), ...]
+            if conditional:
+                yield G.forward(zb, backend.asarray(wanted[start:start + zb.shape[0]]))
+            else:
+                yield G.forward(zb)
+
     was_training = G.training
     G.eval()
     try:
-        # batch by batch: only one batch of images is alive at a time
-        probs, feats = classify(model, (G.forward(zb) for zb in _device_batches(z, batch_size)))
+        probs, feats = classify(model, samples())
     finally:
         G.train(was_training)
-    return _summarize(probs, feats, ref, dataset)
+    result = _summarize(probs, feats, ref, dataset)
+    if conditional:
+        result["label_agreement"] = float(np.mean(np.argmax(probs, axis=1) == wanted))
+    return result
 
 
 def label_agreement(images, requested_labels, classifier) -> float:
@@ -206,12 +224,15 @@ def format_table(results) -> str:
     'step' key, if any, labels it). Histogram entries are percentages per class."""
     rows = [results] if isinstance(results, dict) else list(results)
     k = len(rows[0]["histogram"]) if rows else 10
+    agree = any("label_agreement" in r for r in rows)      # a conditional G's rows
     head = (f"{'step':>10} {'frechet':>9} {'floor':>7} {'classes':>7} {'KL(h|U)':>8} "
-            f"{'conf':>6}  histogram % (classes 0..{k - 1})")
+            f"{'conf':>6} " + (f"{'agree':>6} " if agree else "") +
+            f" histogram % (classes 0..{k - 1})")
     lines = [head]
     for r in rows:
         hist = " ".join(f"{100 * h:3.0f}" for h in r["histogram"])
+        agreement = f"{r.get('label_agreement', float('nan')):6.3f} " if agree else ""
         lines.append(f"{str(r.get('step', '')):>10} {r['frechet']:9.3f} {r['frechet_floor']:7.3f} "
                      f"{r['classes_covered']:>4}/{k:<2} {r['kl_uniform']:8.3f} "
-                     f"{r['confidence']:6.3f}  {hist}")
+                     f"{r['confidence']:6.3f} {agreement} {hist}")
     return "\n".join(lines)

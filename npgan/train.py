@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npgan.backend import get_backend
+from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
 from npgan.gan import build_discriminator, build_generator, train_step
@@ -29,7 +29,9 @@ from npgan.plots import plot_curves, save_gif, save_grid
 
 MODELS = ("mlp", "dcgan")
 # what must match for a checkpoint's weights to fit a model
-ARCHITECTURE_FIELDS = ("model", "latent_dim", "g_hidden", "d_hidden", "base_channels", "dtype")
+ARCHITECTURE_FIELDS = ("model", "conditional", "latent_dim", "g_hidden", "d_hidden",
+                       "base_channels", "dtype")
+NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,7 @@ class TrainConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     model: str = "mlp"
+    conditional: bool = False         # G(z, y) and D(x, y): a class-conditional GAN
     epochs: int = 200
     batch_size: int = 64
     lr: float = 2e-4
@@ -100,6 +103,8 @@ class TrainConfig:
                             "use dataset 'mnist' (or 'fashion-mnist') with data_dir")
         if self.g_loss not in G_LOSSES:
             problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
+        if not isinstance(self.conditional, bool):
+            problems.append(f"conditional must be True or False, got {self.conditional!r}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
@@ -118,6 +123,9 @@ class TrainConfig:
                 for k, v in dataclasses.asdict(self).items()}
 
 
+DEFAULTS = TrainConfig()
+
+
 def _check_writable(folder: Path):
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,14 +136,17 @@ def _check_writable(folder: Path):
 
 
 def build_models(config: TrainConfig, be):
-    """G and D for config.model on backend `be`."""
+    """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
+    c = NUM_CLASSES if config.conditional else 0
     if config.model == "dcgan":
         from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
         return (build_dcgan_generator(be, latent_dim=config.latent_dim,
-                                      base_channels=config.base_channels),
-                build_dcgan_discriminator(be, base_channels=config.base_channels))
-    G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden))
-    D = build_discriminator(be, hidden=tuple(config.d_hidden))
+                                      base_channels=config.base_channels, num_classes=c),
+                build_dcgan_discriminator(be, base_channels=config.base_channels,
+                                          num_classes=c))
+    G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
+                        num_classes=c)
+    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c)
     return G, D
 
 
@@ -152,12 +163,14 @@ class _Run:
         self.config, self.out = config, Path(config.out)
         _check_writable(self.out)
         self.be = be = get_backend(config.backend, dtype=config.dtype, seed=config.seed)
-        images, _ = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
+        images, labels = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
         if config.batch_size * config.d_steps > images.shape[0]:
             raise ConfigError(
                 f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
                 f"the {images.shape[0]} training images of {config.dataset!r}")
         self.x = to_device(images, be)                  # (N, P): the whole set, once
+        # the classes go too, for a conditional GAN: (N,) int64, also once
+        self.y = be.asarray(labels.astype("int64")) if config.conditional else None
         self.G, self.D = build_models(config, be)
         betas = (config.beta1, 0.999)
         self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
@@ -166,7 +179,13 @@ class _Run:
         if config.ema:
             from npgan.ema import EMA
             self.ema = EMA(self.G, build_models(config, be)[0], decay=config.ema)
-        self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
+        if config.conditional:
+            # a 10 x 10 grid: row = class, and each column keeps one z for all classes,
+            # so a column shows one "style" written as every digit
+            z = be.randn((NUM_CLASSES, config.latent_dim))              # (10, Z)
+            self.fixed_z = concat([z] * NUM_CLASSES, axis=0)             # (100, Z)
+        else:
+            self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
@@ -178,7 +197,7 @@ class _Run:
         saved = ck.config
         mine = self.config.to_dict()
         for field in ARCHITECTURE_FIELDS:
-            if saved.get(field) != mine[field]:
+            if saved.get(field, getattr(DEFAULTS, field)) != mine[field]:  # older files lack new fields
                 from npgan.checkpoint import CheckpointError
                 raise CheckpointError(
                     f"{path} was saved with {field}={saved.get(field)!r}, but this run has "
@@ -245,9 +264,14 @@ class _Run:
     def sample_grid(self):
         G = self.sampler
         G.eval()
-        images = self.be.to_numpy(G.forward(self.fixed_z))        # (64, P)
+        if self.config.conditional:                                 # row r: class r
+            labels = self.be.asarray(host.repeat(host.arange(NUM_CLASSES), NUM_CLASSES))
+            images = self.be.to_numpy(G.forward(self.fixed_z, labels))   # (100, P)
+        else:
+            images = self.be.to_numpy(G.forward(self.fixed_z))            # (64, P)
         G.train()
-        path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=8)
+        nrow = NUM_CLASSES if self.config.conditional else 8
+        path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=nrow)
         self.samples.append(path)
 
     # -- logging ----------------------------------------------------------------
@@ -260,7 +284,7 @@ class _Run:
         extras = list(extra_arrays)
         if extras:
             table_extra = xp.stack([extra_arrays[k] for k in extras])
-            values = self.be.to_numpy(xp.concat([xp.reshape(table, (-1,)), table_extra]))
+            values = self.be.to_numpy(concat([xp.reshape(table, (-1,)), table_extra]))
             host_table, host_extra = values[:table.shape[0] * len(keys)], values[-len(extras):]
         else:
             host_table, host_extra = self.be.to_numpy(xp.reshape(table, (-1,))), []
@@ -320,14 +344,17 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                 if run.order is None:
                     run.order = be.permutation(run.x.shape[0])   # this epoch's shuffle
                 batches = iterate_batches(run.x, cfg.batch_size, be, order=run.order,
-                                          start=run.batch)
+                                          start=run.batch, labels=run.y)
                 bar = tqdm(total=steps_per_epoch, initial=run.batch // cfg.d_steps,
                            desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=not progress,
                            leave=False, unit="step")
                 while run.batch + cfg.d_steps <= steps_per_epoch * cfg.d_steps:
                     real = [next(batches) for _ in range(cfg.d_steps)]     # k (B, P) batches
+                    real_labels = None
+                    if cfg.conditional:                                     # k (x, y) pairs
+                        real, real_labels = [x for x, _ in real], [y for _, y in real]
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
-                                       cfg.latent_dim, cfg.g_loss, real_label)
+                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels)
                     if run.ema is not None:
                         run.ema.update()                              # after the G-update
                     run.step += 1
@@ -369,7 +396,9 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     evaluation = run.evaluate(log_file, evaluation)
                     log(f"epoch {run.epoch}: Frechet {evaluation['frechet']:.2f} "
                         f"(real floor {evaluation['frechet_floor']:.2f}), classes "
-                        f"{evaluation['classes_covered']}/10, KL {evaluation['kl_uniform']:.3f}")
+                        f"{evaluation['classes_covered']}/10, KL {evaluation['kl_uniform']:.3f}"
+                        + (f", label agreement {evaluation['label_agreement']:.3f}"
+                           if "label_agreement" in evaluation else ""))
                 if record is not None:
                     log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
                         f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
@@ -409,11 +438,25 @@ def load_generator(path, backend="numpy", seed=0, raw=False):
     return G.eval(), be, config
 
 
-def generate(G, be, n, latent_dim, batch_size=1000):
-    """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches."""
+def generate(G, be, n, latent_dim, batch_size=1000, labels=None):
+    """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches.
+
+    A conditional G needs labels: n host class indices (see conditional.check_labels),
+    or None for every class in turn (0, 1, ..., 9, 0, 1, ...).
+    """
+    from npgan.conditional import balanced_labels, check_labels, is_conditional
+    if is_conditional(G):
+        labels = balanced_labels(n, G.num_classes) if labels is None \
+            else check_labels(labels, G.num_classes)
+        if labels.shape[0] != n:
+            raise ValueError(f"got {labels.shape[0]} labels for {n} samples")
+    elif labels is not None:
+        raise ValueError("labels were given, but this G is not conditional "
+                         "(train with conditional=True / --conditional)")
     chunks = []
     for start in range(0, n, batch_size):
-        z = be.randn((min(batch_size, n - start), latent_dim))
-        chunks.append(be.to_numpy(G.forward(z)).astype("float32"))
-    from npgan.backend import host
+        stop = min(start + batch_size, n)
+        z = be.randn((stop - start, latent_dim))
+        x = G.forward(z) if labels is None else G.forward(z, be.asarray(labels[start:stop]))
+        chunks.append(be.to_numpy(x).astype("float32"))
     return host.concatenate(chunks, axis=0)

@@ -66,3 +66,28 @@ def test_gradient_flow_trains_records_and_plots(tmp_path):
     result = run("examples/gradient_flow.py", "--metrics", str(plain / "metrics.jsonl"))
     assert result.returncode != 0 and "--log-grad-norms" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_conditional_dry_run_then_sample_by_label_and_evaluate(tmp_path):
+    out = tmp_path / "cond"
+    result = run("examples/train_mnist.py", "--dataset", "mnist-5k", "--conditional",
+                 "--dry-run", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    ck = str(out / "checkpoint.npz")
+    npy = run("-m", "npgan", "sample", ck, "-n", "6", "--label", "3", "-o", str(tmp_path / "3.npy"))
+    assert npy.returncode == 0, npy.stderr
+    assert np.load(tmp_path / "3.npy").shape == (6, 784)
+    png = run("-m", "npgan", "sample", ck, "-n", "20", "-o", str(tmp_path / "rows.png"))
+    assert png.returncode == 0, png.stderr
+    evaluation = run("-m", "npgan", "evaluate", ck, "--n", "200")
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "agree" in evaluation.stdout and '"label_agreement"' in evaluation.stdout
+    bad = run("-m", "npgan", "sample", ck, "--label", "12", "-o", str(tmp_path / "x.npy"))
+    assert bad.returncode != 0 and "--label must be a class from 0 to 9" in bad.stderr
+    plain = tmp_path / "plain"
+    assert run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run",
+               "--out", str(plain)).returncode == 0
+    bad = run("-m", "npgan", "sample", str(plain / "checkpoint.npz"), "--label", "1",
+              "-o", str(tmp_path / "x.npy"))
+    assert bad.returncode != 0 and "trained without --conditional" in bad.stderr
+    assert "Traceback" not in bad.stderr
