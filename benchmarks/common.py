@@ -1,0 +1,183 @@
+"""Shared helpers of the benchmark scripts: the machine, the models, timing, the floor.
+
+Only the benchmark scripts import this; the library itself never prints or times.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+try:
+    import npgan
+except ImportError:              # a clone without `pip install -e .`: use the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import npgan
+from npgan.backend import host as np
+from npgan.backend import into, num_threads
+from npgan.layers import Linear
+
+# hidden widths of G and D: the default MNIST MLP and one half / twice as wide
+WIDTHS = {
+    "mnist": dict(g_hidden=(256, 512, 1024), d_hidden=(512, 256)),
+    "half": dict(g_hidden=(128, 256, 512), d_hidden=(256, 128)),
+    "double": dict(g_hidden=(512, 1024, 2048), d_hidden=(1024, 512)),
+}
+LATENT, PIXELS = 100, 784
+
+
+# ----------------------------------------------------------------------- the machine
+def blas_threads():
+    """(threads, where the number comes from): threadpoolctl if it is installed (it is
+    not a dependency of npgan), else the usual environment variables, else None."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            if os.environ.get(var):
+                return int(os.environ[var]), var
+        return None, "no threadpoolctl, no *_NUM_THREADS set: BLAS uses all cores"
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        return None, "threadpoolctl found no BLAS"
+    return blas[0]["num_threads"], f"threadpoolctl ({blas[0].get('internal_api')})"
+
+
+def threads_for_torch():
+    """The thread count both sides use: the BLAS setting, else every core we may use."""
+    n, _ = blas_threads()
+    return n or num_threads()
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_name():
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{info.get('name')} {info.get('version', '')}".strip()
+    except Exception:  # older NumPy: show_config has no mode="dicts"
+        return "unknown (see numpy.show_config())"
+
+
+def load():
+    """The 1-minute load average (other jobs on a shared machine slow every timing)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def machine_lines():
+    threads, source = blas_threads()
+    lines = [
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas_name()}",
+        f"BLAS threads: {threads if threads else 'default'} ({source}); "
+        f"npgan elementwise threads: {num_threads()}; load average (1 min): {load():.2f}",
+    ]
+    if load() > 0.5 * (os.cpu_count() or 1):
+        lines.append("warning: the machine is busy; with more threads than free cores, every "
+                     "timing suffers (try OPENBLAS_NUM_THREADS=1 for a fair 1-thread run)")
+    return lines
+
+
+# ------------------------------------------------------------------------ the models
+def make_gan(be, width="mnist"):
+    """G, D and their Adam optimizers (the DCGAN paper's lr = 2e-4, betas = (0.5, 0.999))."""
+    w = WIDTHS[width]
+    G = npgan.build_generator(be, latent_dim=LATENT, hidden=w["g_hidden"], out_dim=PIXELS)
+    D = npgan.build_discriminator(be, in_dim=PIXELS, hidden=w["d_hidden"])
+    opt_g = npgan.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = npgan.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return G, D, opt_g, opt_d
+
+
+def n_params(*models):
+    return sum(int(np.prod(p.shape)) for m in models for p in m.parameters())
+
+
+def step_fn(be, width, batch, k=1):
+    """A function doing one npgan.gan.train_step (k D-updates + one G-update) on a fixed
+    real batch already on the device, as the training loop would."""
+    G, D, opt_g, opt_d = make_gan(be, width)
+    reals = [be.uniform(-1.0, 1.0, (batch, PIXELS)) for _ in range(k)]
+
+    def step():
+        return npgan.train_step(G, D, opt_g, opt_d, reals, be, latent_dim=LATENT)
+    return step
+
+
+# ---------------------------------------------------------------------------- timing
+def time_per_call(fn, be, number=5, repeat=7, warmup=2):
+    """Seconds per call of fn, one value per repeat (each the mean of `number` calls).
+
+    We synchronize before reading the clock (a no-op on the CPU), because CUDA only
+    queues the work."""
+    for _ in range(warmup):
+        fn()
+    be.synchronize()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        be.synchronize()
+        times.append((time.perf_counter() - t0) / number)
+    return np.array(times)
+
+
+def calls_for(seconds_per_call, budget=0.25):
+    """How many calls fill about `budget` seconds (at least 1)."""
+    return max(1, int(budget / max(seconds_per_call, 1e-6)))
+
+
+# ------------------------------------------------------------------------- the floor
+def linear_shapes(model):
+    """(out, in) of every Linear layer of a Sequential, in order."""
+    return [(layer.out_features, layer.in_features) for layer in model.layers
+            if isinstance(layer, Linear)]
+
+
+def step_products(G, D, batch, k=1):
+    """The matrix products one train_step needs, as (kind, out, in) per Linear:
+    'fwd' y = x @ W.T, 'dW' dout.T @ x, 'dx' dout @ W. Products whose result nobody
+    uses (dx of D's first layer in the D-update, dz in the G-update) are left out."""
+    g, d = linear_shapes(G), linear_shapes(D)
+    fwd = lambda layers: [("fwd", o, i) for o, i in layers]          # noqa: E731
+    dW = lambda layers: [("dW", o, i) for o, i in layers]            # noqa: E731
+    dx = lambda layers: [("dx", o, i) for o, i in layers]            # noqa: E731
+    d_update = (fwd(g)                                  # x_fake = G(z)
+                + 2 * (fwd(d) + dW(d) + dx(d[1:])))     # real and fake halves through D
+    g_update = fwd(g) + fwd(d) + dx(d) + dW(g) + dx(g[1:])
+    return k * d_update + g_update
+
+
+def floor_fn(be, products, batch):
+    """A function running exactly those products (same shapes, layouts and dtype) into
+    preallocated outputs: the time BLAS alone needs for one step."""
+    calls = []
+    for kind, out, inp in products:
+        if kind == "fwd":          # (B, in) @ (in, out) -> (B, out)
+            a, b, res = be.randn((batch, inp)), be.randn((out, inp)).T, be.zeros((batch, out))
+        elif kind == "dW":         # (out, B) @ (B, in) -> (out, in)
+            a, b, res = be.randn((batch, out)).T, be.randn((batch, inp)), be.zeros((out, inp))
+        else:                      # (B, out) @ (out, in) -> (B, in)
+            a, b, res = be.randn((batch, out)), be.randn((out, inp)), be.zeros((batch, inp))
+        calls.append((res, a, b))
+
+    def run():
+        for res, a, b in calls:
+            into(res, "matmul", a, b)
+    return run
+
+
+def product_flops(products, batch):
+    return sum(2 * batch * out * inp for _, out, inp in products)
