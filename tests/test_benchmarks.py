@@ -1,0 +1,45 @@
+"""The benchmark scripts run, as a user runs them, at a tiny size (their timings are
+not asserted: this machine is shared, see README "Performance")."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_bench_backends_writes_its_table_and_plot(tmp_path):
+    result = run("benchmarks/bench_backends.py", "--backends", "numpy,cupy", "--batches", "8,16",
+                 "--widths", "half", "--repeat", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "bench_backends.md").read_text()
+    assert "| numpy | half | 8 |" in table and "| numpy | half | 16 |" in table
+    assert "step / floor" in table and "Adam ms" in table
+    assert (tmp_path / "bench_backends.png").read_bytes()[:4] == b"\x89PNG"
+    assert "batch 8 -> 16 costs" in result.stdout
+    if "cupy: skipped" in result.stdout:          # says why in one line, still benchmarks NumPy
+        assert "No module named 'cupy'" in result.stdout or "CUDA" in result.stdout
+
+
+def test_bench_memory_finds_no_growth(tmp_path):
+    result = run("benchmarks/bench_memory.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "-> no growth" in result.stdout, result.stdout
+    assert "largest batch of the MNIST MLP" in result.stdout
+
+
+def test_bench_vs_torch_runs_or_says_why_not(tmp_path):
+    result = run("benchmarks/bench_vs_torch.py", "--batches", "8", "--rounds", "1",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    if importlib.util.find_spec("torch") is None:
+        assert "PyTorch is not installed" in result.stdout
+    else:
+        assert "npgan / PyTorch" in result.stdout
+        assert "max abs difference" in result.stdout
+        assert (tmp_path / "bench_vs_torch.md").exists()
