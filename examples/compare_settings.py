@@ -17,10 +17,13 @@ from npgan.classifier import load_or_train_classifier
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.train import TrainConfig, load_generator, train
 
+# Each setting changes one thing from the baseline: the classic setting, without label
+# smoothing (TrainConfig's default label_smoothing is 0.1 since these measurements).
+BASELINE = {"label_smoothing": 0.0}
 SETTINGS = {
-    "baseline (non-saturating, k=1)": {},
-    "minimax G loss": {"g_loss": "minimax"},
-    "k=2 D-steps": {"d_steps": 2},
+    "baseline (non-saturating, k=1)": BASELINE,
+    "minimax G loss": {**BASELINE, "g_loss": "minimax"},
+    "k=2 D-steps": {**BASELINE, "d_steps": 2},
     "label smoothing 0.1": {"label_smoothing": 0.1},
 }
 
