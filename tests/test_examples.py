@@ -91,3 +91,15 @@ def test_conditional_dry_run_then_sample_by_label_and_evaluate(tmp_path):
               "-o", str(tmp_path / "x.npy"))
     assert bad.returncode != 0 and "trained without --conditional" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_toy_2d_and_saturation_examples_write_their_figures(tmp_path):
+    toy = run("examples/toy_2d.py", "--steps", "20", "--every", "10", "--out", str(tmp_path / "toy"))
+    assert toy.returncode == 0, toy.stderr
+    assert "modes covered" in toy.stdout
+    for name in ("toy_2d_ring_000010.png", "toy_2d_ring_000020.png", "toy_2d_ring.png"):
+        assert (tmp_path / "toy" / name).read_bytes()[:4] == b"\x89PNG", name
+    assert (tmp_path / "toy" / "toy_2d.gif").read_bytes()[:3] == b"GIF"
+    sat = run("examples/saturation.py", "--out", str(tmp_path / "sat.png"))
+    assert sat.returncode == 0, sat.stderr
+    assert (tmp_path / "sat.png").read_bytes()[:4] == b"\x89PNG"
