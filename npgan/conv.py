@@ -179,12 +179,17 @@ class Conv2d(Layer):
         self.cols, self.x_shape = cols, tuple(x.shape)
         return _add_bias(y, self.b.data)
 
-    def backward(self, dout, param_grads=True):
+    can_skip_input_grad = True
+
+    def backward(self, dout, param_grads=True, input_grad=True):
+        """input_grad=False: parameter gradients only, returns None (D's images need no dx)."""
         xp = get_array_module(dout)
         cols, x_shape = self._need("cols"), self._need("x_shape")
         if param_grads:
             self.W.grad += conv2d_weight_grad(dout, cols, self.W.shape)   # (out, in, k, k)
             self.b.grad += xp.sum(dout, axis=(0, 2, 3))                   # (out,)
+        if not input_grad:
+            return None                              # skips a col2im and its matrix product
         return conv2d_input_grad(dout, self.W.data, x_shape, self.s, self.p)  # (B, in, H, W)
 
     def __repr__(self):
@@ -250,6 +255,8 @@ class ConvTranspose2d(Layer):
 class Reshape(Layer):
     """(B, *in) -> (B, *shape), e.g. Reshape((1, 28, 28)): (B, 784) -> (B, 1, 28, 28).
     backward: dx = dout reshaped back to the input's shape."""
+
+    shape_only = True       # moves no numbers: Sequential may look past it (see there)
 
     def __init__(self, shape):
         self.shape = tuple(shape)

@@ -46,6 +46,8 @@ class Layer:
     # True for layers whose backward takes input_grad=False and then skips dx (Linear,
     # Sequential): the first layer of D needs no dx for images, nor G's for noise.
     can_skip_input_grad = False
+    # True for layers that only reshape (Reshape, Flatten) and cache nothing but x_shape
+    shape_only = False
 
     def train(self, mode=True):
         """Training mode (the default); eval() switches layers like BatchNorm/Dropout."""
@@ -260,11 +262,19 @@ class Sequential(Layer):
     def backward(self, dout, param_grads=True, input_grad=True):
         """input_grad=False: the caller needs no dx (D's images, G's noise), so a first
         layer that can skip it does (Linear: the (B, H) @ (H, P) product); returns None."""
+        # the first layer that moves numbers; only reshapes may come before it (D's
+        # Reshape before its first Conv2d), and their dx would be thrown away too
+        first = 0
+        while first < len(self.layers) - 1 and self.layers[first].shape_only:
+            first += 1
         # backward: go in the reverse order of the forward pass
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            if i == 0 and not input_grad and layer.can_skip_input_grad:
-                return layer.backward(dout, param_grads=param_grads, input_grad=False)
+            if i == first and not input_grad and layer.can_skip_input_grad:
+                layer.backward(dout, param_grads=param_grads, input_grad=False)
+                for reshape in self.layers[:first]:
+                    reshape._need("x_shape")         # consume their caches, as backward would
+                return None
             dout = layer.backward(dout, param_grads=param_grads)
         return dout if input_grad else None
 

@@ -43,3 +43,21 @@ def test_bench_vs_torch_runs_or_says_why_not(tmp_path):
         assert "npgan / PyTorch" in result.stdout
         assert "max abs difference" in result.stdout
         assert (tmp_path / "bench_vs_torch.md").exists()
+
+
+def test_bench_conv_writes_the_dcgan_step_and_its_floor(tmp_path):
+    result = run("benchmarks/bench_conv.py", "--batch", "4", "--base-channels", "4",
+                 "--repeats", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "bench_conv.md").read_text()
+    assert table.startswith("CPU: ") and "BLAS threads:" in table    # the machine lines
+    assert "| DCGAN train_step (D + G update) " in table
+    assert "| DCGAN train_step: matmul floor (35 products" in table
+    assert "numpy: DCGAN train_step = " in table and "x its matmul floor" in table
+    assert "Conv2d 4->8 k4 s2 p1, 14x14: fwd+bwd" in table
+    if importlib.util.find_spec("torch") is None:
+        assert "PyTorch is not installed" in result.stdout
+    else:
+        assert "max abs difference" in result.stdout
+        assert "npgan / PyTorch, DCGAN train_step, numpy vs torch cpu" in table
+        assert "numpy / torch cpu" in table

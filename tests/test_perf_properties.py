@@ -152,6 +152,34 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(spec):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_the_dcgan_d_skips_its_first_convolutions_input_grad(spec, monkeypatch):
+    """D = Reshape, Conv2d, ...: with input_grad=False the Conv2d behind the Reshape
+    skips dx (its col2im), and the parameter gradients are the same as with dx."""
+    from npgan import conv
+    from npgan.dcgan import build_dcgan_discriminator
+    be = make_backend(spec, "float32", seed=6)
+    D = build_dcgan_discriminator(be, base_channels=2, image_size=8)
+    x, dout = be.uniform(-1, 1, (3, 64)), be.randn((3, 1))
+    calls = []
+    original = conv.conv2d_input_grad
+    monkeypatch.setattr(conv, "conv2d_input_grad",
+                        lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    grads = []
+    for input_grad in (True, False):
+        calls.clear()
+        D.zero_grad()
+        D.forward(x)
+        dx = D.backward(dout, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        assert len(calls) == (2 if input_grad else 1)     # 2 Conv2d; the first one skipped
+        grads.append([host(p.grad).copy() for p in D.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="without a matching forward"):
+        D.backward(dout)                                  # every cache was consumed
+
+
 # ------------------------------------------------------- (d) allocations
 def traced_peak(fn):
     tracemalloc.start()
