@@ -52,7 +52,7 @@ def test_bench_conv_writes_the_dcgan_step_and_its_floor(tmp_path):
     table = (tmp_path / "bench_conv.md").read_text()
     assert table.startswith("CPU: ") and "BLAS threads:" in table    # the machine lines
     assert "| DCGAN train_step (D + G update) " in table
-    assert "| DCGAN train_step: matmul floor (35 products" in table
+    assert "| DCGAN train_step: matmul floor (33 products" in table     # 35 less D's 2 skipped dx
     assert "numpy: DCGAN train_step = " in table and "x its matmul floor" in table
     assert "Conv2d 4->8 k4 s2 p1, 14x14: fwd+bwd" in table
     if importlib.util.find_spec("torch") is None:
