@@ -55,26 +55,6 @@ def timeit(fn, sync, repeats, warmup=1):
     return statistics.median(times)
 
 
-def time_alternating(fns, sync, rounds):
-    """Seconds per call of each fn of fns, one value per round; the fns take turns in
-    every round (as in bench_vs_torch.py), so that all of them see the same load."""
-    def timed(fn, number):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        sync()
-        return (time.perf_counter() - t0) / number
-
-    for fn in fns:                        # warm up every side (allocators, thread pools)
-        timed(fn, 2)
-    number = common.calls_for(timed(fns[0], 1), budget=0.2)
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, t in zip(fns, times):
-            t.append(timed(fn, number))
-    return [np.array(t) for t in times]
-
-
 # --------------------------------------------------------------------- the products
 def products(layer, x_shape):
     """The matrix products of one layer's forward and backward for an input of x_shape,
@@ -282,9 +262,9 @@ def bench_dcgan(be, batch, c, rounds, torch=None, device=None, sync=None):
         x = torch.rand(batch, PIXELS, device=device) * 2 - 1
         noise = lambda b: torch.randn(b, LATENT, device=device)  # noqa: E731
         fns.append(lambda: torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise))
-    steps = time_alternating(fns, sync or be.synchronize, rounds)
+    steps = common.time_alternating(fns, sync or be.synchronize, rounds)
     floor = floor_fn(be, step_products(batch, c))
-    t_floor = time_alternating([floor], be.synchronize, rounds)[0]
+    t_floor = common.time_alternating([floor], be.synchronize, rounds)[0]
     return steps, t_floor
 
 

@@ -15,7 +15,6 @@ compares the cupy backend with PyTorch on CUDA.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import common
@@ -105,21 +104,8 @@ def time_pair(torch, be, device, batch, rounds, sync):
     def t_step():
         torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise)
 
-    def timed(fn, number):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        sync()
-        return (time.perf_counter() - t0) / number
-
-    for fn in (step, t_step):               # warm up both (allocators, thread pools)
-        timed(fn, 3)
-    number = common.calls_for(timed(step, 2), budget=0.2)
-    ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(timed(step, number))
-        theirs.append(timed(t_step, number))
-    return np.array(ours), np.array(theirs)
+    ours, theirs = common.time_alternating([step, t_step], sync, rounds)
+    return ours, theirs
 
 
 def compare(torch, be, device, batches, rounds, sync, label):

@@ -139,6 +139,26 @@ def calls_for(seconds_per_call, budget=0.25):
     return max(1, int(budget / max(seconds_per_call, 1e-6)))
 
 
+def time_alternating(fns, sync, rounds):
+    """Seconds per call of each fn of fns, one value per round; the fns take turns in
+    every round (npgan's and PyTorch's steps, say), so that all of them see the same load."""
+    def timed(fn, number):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync()
+        return (time.perf_counter() - t0) / number
+
+    for fn in fns:                        # warm up every side (allocators, thread pools)
+        timed(fn, 2)
+    number = calls_for(timed(fns[0], 1), budget=0.2)
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, t in zip(fns, times):
+            t.append(timed(fn, number))
+    return [np.array(t) for t in times]
+
+
 # ------------------------------------------------------------------------- the floor
 def linear_shapes(model):
     """(out, in) of every Linear layer of a Sequential, in order."""
