@@ -110,7 +110,7 @@ def step_products(batch, c):
 
     def dx(model, layers, input_grad):
         first = next(layer for layer in model.layers if not layer.shape_only)
-        skip_first = not input_grad and first is layers[0][0] and first.can_skip_input_grad
+        skip_first = not input_grad and first is layers[0][0]
         return kind(layers[1:] if skip_first else layers, "dx")
 
     d_update = kind(g, "fwd") + 2 * (kind(d, "fwd") + kind(d, "dW") + dx(D, d, False))

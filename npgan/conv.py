@@ -179,8 +179,6 @@ class Conv2d(Layer):
         self.cols, self.x_shape = cols, tuple(x.shape)
         return _add_bias(y, self.b.data)
 
-    can_skip_input_grad = True
-
     def backward(self, dout, param_grads=True, input_grad=True):
         """input_grad=False: parameter gradients only, returns None (D's images need no dx)."""
         xp = get_array_module(dout)
@@ -235,16 +233,19 @@ class ConvTranspose2d(Layer):
         y = conv2d_input_grad(x, self.W.data, y_shape, self.s, self.p)  # (B, out, OH, OW)
         return _add_bias(y, self.b.data)
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
         xp = get_array_module(dout)
         x = self._need("x")
+        if not (param_grads or input_grad):
+            return None
         # in the forward pass this was: y = conv2d_input_grad(x, W), a linear map of x whose
-        # adjoint is the convolution itself: dx = conv2d(dout, W)
+        # adjoint is the convolution itself: dx = conv2d(dout, W). Its im2col, cols, is
+        # also what dW needs, so dx costs only one more product here.
         dx, cols = conv2d(dout, self.W.data, self.s, self.p)       # (B, in, H, W)
         if param_grads:
             self.W.grad += conv2d_weight_grad(x, cols, self.W.shape)  # (in, out, k, k)
             self.b.grad += xp.sum(dout, axis=(0, 2, 3))               # (out,)
-        return dx
+        return dx if input_grad else None
 
     def __repr__(self):
         op = f", output_padding={self.output_padding}" if self.output_padding else ""
@@ -271,9 +272,9 @@ class Reshape(Layer):
         self.x_shape = tuple(x.shape)                              # all backward needs
         return xp.reshape(x, (x.shape[0], *self.shape))
 
-    def backward(self, dout, param_grads=True):
-        xp = get_array_module(dout)
-        return xp.reshape(dout, self._need("x_shape"))
+    def backward(self, dout, param_grads=True, input_grad=True):
+        x_shape = self._need("x_shape")
+        return get_array_module(dout).reshape(dout, x_shape) if input_grad else None
 
     def __repr__(self):
         return f"Reshape({self.shape})"

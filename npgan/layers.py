@@ -38,15 +38,18 @@ class Parameter:
 class Layer:
     """Base class: parameters, buffers, train/eval mode, gradient reset, the cache.
 
+    Every layer's backward(dout, param_grads=True, input_grad=True) consumes the cache
+    of its forward and returns dx. param_grads=False: a frozen layer, no parameter
+    gradients (D in the G-update). input_grad=False: nobody needs dx (D's images, G's
+    noise), so the layer returns None and skips computing it.
+
     Buffers are non-trainable state that a checkpoint must keep (BatchNorm's running
     statistics): a layer with buffers overrides named_buffers().
     """
 
     training = True
-    # True for layers whose backward takes input_grad=False and then skips dx (Linear,
-    # Sequential): the first layer of D needs no dx for images, nor G's for noise.
-    can_skip_input_grad = False
-    # True for layers that only reshape (Reshape, Flatten) and cache nothing but x_shape
+    # True for layers that only reshape (Reshape, Flatten): a dx that reaches only
+    # reshapes on its way to the input is not needed either (see Sequential.backward)
     shape_only = False
 
     def train(self, mode=True):
@@ -99,8 +102,6 @@ class Linear(Layer):
     init "normal": W ~ N(0, 0.02), b = 0 (the DCGAN paper's choice).
     reference: https://pytorch.org/docs/stable/generated/torch.nn.Linear.html
     """
-
-    can_skip_input_grad = True
 
     def __init__(self, in_features, out_features, backend, init="default"):
         if init == "default":
@@ -180,8 +181,9 @@ class LeakyReLU(Layer):
         self.local_slope = local_slope                      # (B, n): dy/dx elementwise
         return x * local_slope
 
-    def backward(self, dout, param_grads=True):
-        return dout * self._need("local_slope")             # new array: dout untouched
+    def backward(self, dout, param_grads=True, input_grad=True):
+        local_slope = self._need("local_slope")
+        return dout * local_slope if input_grad else None   # new array: dout untouched
 
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
@@ -214,9 +216,9 @@ class Sigmoid(Layer):
         self.y = y                              # (B, n): enough for the derivative
         return y
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
         y = self._need("y")
-        return dout * y * (1.0 - y)
+        return dout * y * (1.0 - y) if input_grad else None
 
     def __repr__(self):
         return "Sigmoid()"
@@ -235,8 +237,10 @@ class Tanh(Layer):
         self.y = xp.tanh(x)                     # (B, n)
         return self.y
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
         y = self._need("y")
+        if not input_grad:
+            return None
         dx = 1.0 - y * y                        # (B, n): dy/dx
         dx *= dout                              # in place: one (B, n) array fewer
         return dx
@@ -249,8 +253,6 @@ class Tanh(Layer):
 class Sequential(Layer):
     """Layers applied in order: x -> layers[0] -> layers[1] -> ... -> y."""
 
-    can_skip_input_grad = True
-
     def __init__(self, *layers):
         self.layers = list(layers)
 
@@ -260,23 +262,15 @@ class Sequential(Layer):
         return x
 
     def backward(self, dout, param_grads=True, input_grad=True):
-        """input_grad=False: the caller needs no dx (D's images, G's noise), so a first
-        layer that can skip it does (Linear: the (B, H) @ (H, P) product); returns None."""
-        # the first layer that moves numbers; only reshapes may come before it (D's
-        # Reshape before its first Conv2d), and their dx would be thrown away too
-        first = 0
-        while first < len(self.layers) - 1 and self.layers[first].shape_only:
-            first += 1
-        # backward: go in the reverse order of the forward pass
+        """input_grad=False: the caller needs no dx (D's images, G's noise), so the first
+        layer that computes skips its dx (Linear: the (B, H) @ (H, P) product), and so do
+        the reshapes before it (D's Reshape before its first Conv2d); returns None."""
+        # backward: go in the reverse order of the forward pass. Layer i's dx is needed
+        # if the caller wants dx, or if a layer that computes lies below it.
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == first and not input_grad and layer.can_skip_input_grad:
-                layer.backward(dout, param_grads=param_grads, input_grad=False)
-                for reshape in self.layers[:first]:
-                    reshape._need("x_shape")         # consume their caches, as backward would
-                return None
-            dout = layer.backward(dout, param_grads=param_grads)
-        return dout if input_grad else None
+            needed = input_grad or not all(below.shape_only for below in self.layers[:i])
+            dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed)
+        return dout
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

@@ -82,7 +82,7 @@ class _BatchNorm(Layer):
             return xhat
         return self._per_channel(self.weight.data) * xhat + self._per_channel(self.bias.data)
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
         xp = get_array_module(dout)
         xhat, inv_std = self._need("xhat"), self._need("inv_std")
         batch_stats = self._need("batch_stats")
@@ -90,6 +90,8 @@ class _BatchNorm(Layer):
         if self.affine and param_grads:
             self.weight.grad += xp.sum(dout * xhat, axis=self._axes)   # (C,)
             self.bias.grad += xp.sum(dout, axis=self._axes)            # (C,)
+        if not input_grad:
+            return None
         dxhat = dout * self._per_channel(self.weight.data) if self.affine else dout
         if not batch_stats:                   # eval: xhat = (x - running_mean) * inv_std
             return dxhat * inv_std
@@ -144,8 +146,9 @@ class Dropout(Layer):
         self.scale = astype(keep, x.dtype) * (1.0 / (1.0 - self.p))
         return x * self.scale
 
-    def backward(self, dout, param_grads=True):
-        return dout * self._need("scale")
+    def backward(self, dout, param_grads=True, input_grad=True):
+        scale = self._need("scale")
+        return dout * scale if input_grad else None
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

@@ -12,6 +12,9 @@ import pytest
 from npgan import (SGD, Adam, LeakyReLU, Linear, Sequential, build_discriminator,
                    build_generator, d_step, g_step, get_backend, train_step)
 from npgan.backend import into, map_blocks, num_threads, set_num_threads
+from npgan.conv import Conv2d, ConvTranspose2d, Reshape
+from npgan.layers import Sigmoid, Tanh
+from npgan.norm import BatchNorm1d, BatchNorm2d
 from tests.backends import ALL_SPECS, host, make_backend
 
 Z, P = 100, 784
@@ -137,7 +140,7 @@ def test_g_update_leaves_D_grads_untouched_and_skips_unused_input_grads(monkeypa
 @pytest.mark.parametrize("spec", ALL_SPECS)
 def test_backward_without_input_grad_gives_the_same_parameter_gradients(spec):
     be = make_backend(spec, "float32", seed=5)
-    for first in (Linear(6, 5, be), LeakyReLU(0.2)):              # can skip / cannot
+    for first in (Linear(6, 5, be), LeakyReLU(0.2)):              # params / none
         width = 6 if isinstance(first, Linear) else 5
         net = Sequential(first, *([] if width == 5 else [LeakyReLU(0.2)]), Linear(5, 3, be))
         x, dout = be.randn((4, width)), be.randn((4, 3))
@@ -150,6 +153,38 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(spec):
             grads.append([host(p.grad).copy() for p in net.parameters()])
         for a, b in zip(*grads):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [
+    lambda be: (Linear(6, 3, be), (4, 6)),
+    lambda be: (LeakyReLU(0.2), (4, 6)),
+    lambda be: (Tanh(), (4, 6)),
+    lambda be: (Sigmoid(), (4, 6)),
+    lambda be: (BatchNorm1d(6, be), (4, 6)),
+    lambda be: (BatchNorm2d(2, be), (4, 2, 3, 3)),
+    lambda be: (Conv2d(2, 3, 3, 1, 1, backend=be), (2, 2, 4, 4)),
+    lambda be: (ConvTranspose2d(2, 3, 4, 2, 1, backend=be), (2, 2, 3, 3)),
+    lambda be: (Reshape((6,)), (4, 2, 3)),
+], ids=["Linear", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm1d", "BatchNorm2d", "Conv2d",
+        "ConvTranspose2d", "Reshape"])
+def test_every_layer_backward_takes_input_grad_false(make):
+    """backward(dout, input_grad=False) returns None, consumes the cache, and leaves
+    the same parameter gradients as a backward that computes dx."""
+    be = make_backend(("numpy", None), "float64", seed=7)
+    layer, shape = make(be)
+    x = be.randn(shape)
+    dout = be.randn(tuple(layer.forward(x).shape))
+    grads = []
+    for input_grad in (True, False):
+        layer.zero_grad()
+        layer.forward(x)
+        dx = layer.backward(dout, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads.append([host(p.grad).copy() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="without a matching forward"):
+        layer.backward(dout, input_grad=False)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
