@@ -50,8 +50,10 @@ def _evaluate(args):
     G, be, config = load_generator(args.checkpoint, backend=args.backend, raw=args.raw)
     result = evaluate_generator(G, be, config.dataset, n=args.n, seed=args.seed,
                                 latent_dim=config.latent_dim)
-    print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, "
-          f"reference classifier features (Frechet distance; 'floor' = real train vs real test)")
+    print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, in the features of "
+          f"npgan's reference CNN. Frechet: lower is better; precision (realism) and recall "
+          f"(coverage of the data), k = 3: higher is better. (floor) = what real held-out "
+          f"images score against the training images")
     print(format_table(result))
     warning = collapse_warning(result)
     if warning:

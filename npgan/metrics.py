@@ -1,4 +1,5 @@
-"""Sample quality: what the classifier of npgan.classifier sees in generated images.
+"""Sample quality: what the convolutional classifier of npgan.classifier sees in
+generated images.
 
 For images (N, P) in [-1, 1] (G's output range) we report:
   histogram      fraction of the samples predicted as each class, (K,)
@@ -10,11 +11,19 @@ For images (N, P) in [-1, 1] (G's output range) we report:
                  penultimate features of the samples and of real held-out images
   frechet_floor  the same distance between real training and real held-out images:
                  what real data scores, so a generator cannot expect to go lower
+  precision      the share of samples inside the real images' k-NN manifold (k = 3):
+                 realism (Kynkaanniemi et al. 2019)
+  recall         the share of real images inside the samples' k-NN manifold: coverage
+                 of the data, the number that shows mode collapse
+  *_floor        precision and recall of real held-out images against as many
+                 training images: what real data scores
   label_agreement  (conditional G only) the fraction of samples that the classifier
                  puts in the class G was asked for
-The Frechet distance is FID's recipe (Heusel et al. 2017) on our own small classifier
-instead of Inception, so its values are comparable only with each other.
-reference: https://arxiv.org/abs/1706.08500
+The Frechet distance is FID's recipe (Heusel et al. 2017) on our own small CNN's
+features instead of Inception's, so its values are comparable only with each other.
+One number cannot rank generators: Frechet mixes realism and coverage in one value,
+precision and recall keep them apart. Read them together.
+reference: https://arxiv.org/abs/1706.08500, https://arxiv.org/abs/1904.06991
 
 Statistics are computed on the host in float64; the networks run on the backend.
 """
@@ -61,6 +70,59 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     diff = mu1 - mu2
     d2 = diff @ diff + np.trace(S1) + np.trace(S2) - 2.0 * np.sum(np.sqrt(eig))
     return max(float(d2), 0.0)
+
+
+# ------------------------------------------------------------ precision and recall
+def _sq_dists(a, b):
+    """Squared Euclidean distances between the rows of a (n, H) and b (m, H): (n, m).
+    |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, one matrix product; clipped at 0 (round-off)."""
+    d2 = np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d2, 0.0)
+
+
+def knn_radii(feats, k=3, batch_size=1000):
+    """The distance of each row of feats (N, H) to its k-th nearest other row: (N,).
+
+    The row itself is at distance 0, so we take the (k+1)-th smallest distance
+    (np.partition, no full sort). Done in row blocks: (batch_size, N) at a time.
+    """
+    f = np.asarray(feats, dtype=np.float64)
+    if not 1 <= k < len(f):
+        raise ValueError(f"k must be in [1, N) = [1, {len(f)}), got {k}")
+    radii = np.empty(len(f))
+    for start in range(0, len(f), batch_size):
+        d2 = _sq_dists(f[start:start + batch_size], f)                # (b, N)
+        radii[start:start + batch_size] = np.sqrt(np.partition(d2, k, axis=1)[:, k])
+    return radii
+
+
+def manifold_coverage(queries, refs, ref_radii, batch_size=1000) -> float:
+    """The fraction of queries (n, H) inside the k-NN manifold of refs (m, H): the union
+    of the balls B(refs_i, ref_radii_i). A query is inside when some ref is within its
+    radius: exists i, |q - r_i| <= radius_i."""
+    q, r = np.asarray(queries, dtype=np.float64), np.asarray(refs, dtype=np.float64)
+    r2 = np.asarray(ref_radii, dtype=np.float64) ** 2                 # (m,)
+    inside = 0
+    for start in range(0, len(q), batch_size):
+        d2 = _sq_dists(q[start:start + batch_size], r)                # (b, m)
+        inside += int(np.sum(np.any(d2 <= r2[None, :], axis=1)))
+    return inside / len(q)
+
+
+def precision_recall(real_feats, fake_feats, k=3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019), k-NN manifolds (k = 3).
+
+    precision = share of generated samples inside the real manifold: are they realistic?
+    recall    = share of real samples inside the generated manifold: is every part of
+                the data covered? (a mode-collapsed G has high precision, low recall)
+    Use equal numbers of real and generated samples: the radii shrink as a set grows.
+    reference: https://arxiv.org/abs/1904.06991
+    """
+    real = np.asarray(real_feats, dtype=np.float64)
+    fake = np.asarray(fake_feats, dtype=np.float64)
+    precision = manifold_coverage(fake, real, knn_radii(real, k))
+    recall = manifold_coverage(real, fake, knn_radii(fake, k))
+    return precision, recall
 
 
 # ----------------------------------------------------------------- class statistics
@@ -116,18 +178,30 @@ def _device_batches(x, batch_size=1000):
 
 
 # ----------------------------------------------------------------------- evaluation
-def reference_statistics(model, backend, dataset) -> dict:
-    """Feature statistics of the real held-out images and the real-vs-real floor.
+def reference_statistics(model, backend, dataset, k=3) -> dict:
+    """What generated samples are compared with, and what real data itself scores.
 
+    Frechet: the Gaussian of the held-out images' features (mu, sigma), and the floor
+    d(train, held-out). Precision and recall: the training images' features in a fixed
+    random order (the real manifold; the first m are used for m samples), and the
+    floor: held-out images against as many training images.
     Costs one classifier pass over the training and test splits: compute it once and
     pass it as `reference=` to evaluate_images/evaluate_generator during training.
     """
     test_x, _ = load_dataset(dataset, split="test")
     train_x, _ = load_dataset(dataset, split="train")
-    mu, sigma = gaussian_stats(classify(model, _host_batches(test_x, backend))[1])
-    mu_train, sigma_train = gaussian_stats(classify(model, _host_batches(train_x, backend))[1])
+    test_feats = classify(model, _host_batches(test_x, backend))[1]       # (N_test, H)
+    train_feats = classify(model, _host_batches(train_x, backend))[1]     # (N_train, H)
+    mu, sigma = gaussian_stats(test_feats)
+    mu_train, sigma_train = gaussian_stats(train_feats)
+    order = np.random.default_rng(0).permutation(len(train_feats))        # fixed order
+    train_feats = train_feats[order]
+    m = min(len(test_feats), len(train_feats))
+    precision_floor, recall_floor = precision_recall(train_feats[:m], test_feats[:m], k)
     return {"dataset": dataset, "mu": mu, "sigma": sigma, "n_real": len(test_x),
-            "n_train": len(train_x), "floor": frechet_distance(mu_train, sigma_train, mu, sigma)}
+            "n_train": len(train_x), "floor": frechet_distance(mu_train, sigma_train, mu, sigma),
+            "train_feats": train_feats, "k": k, "precision_floor": precision_floor,
+            "recall_floor": recall_floor, "n_pr_floor": m}
 
 
 def evaluate_images(images, backend, dataset, classifier=None, reference=None) -> dict:
@@ -145,9 +219,14 @@ def _summarize(probs, feats, ref, dataset) -> dict:
     if ref["dataset"] != dataset:
         raise ValueError(f"the reference statistics are of {ref['dataset']!r}, not {dataset!r}")
     mu, sigma = gaussian_stats(feats)
+    m = min(len(feats), len(ref["train_feats"]))       # equal numbers of real and generated
+    precision, recall = precision_recall(ref["train_feats"][:m], feats[:m], ref["k"])
     return {"dataset": dataset, "n": len(probs), **class_statistics(probs),
             "frechet": frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
-            "frechet_floor": ref["floor"], "n_real": ref["n_real"]}
+            "frechet_floor": ref["floor"], "n_real": ref["n_real"],
+            "precision": precision, "recall": recall, "n_pr": m,
+            "precision_floor": ref["precision_floor"], "recall_floor": ref["recall_floor"],
+            "n_pr_floor": ref["n_pr_floor"]}
 
 
 def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
@@ -221,18 +300,21 @@ def collapse_warning(results, previous=None, kl_rise=0.1) -> str | None:
 
 def format_table(results) -> str:
     """A text table of one results dict or a list of them (one row each; a row's
-    'step' key, if any, labels it). Histogram entries are percentages per class."""
+    'step' key, if any, labels it), each number with its real-vs-real floor in
+    parentheses. Histogram entries are percentages per class."""
     rows = [results] if isinstance(results, dict) else list(results)
     k = len(rows[0]["histogram"]) if rows else 10
     agree = any("label_agreement" in r for r in rows)      # a conditional G's rows
-    head = (f"{'step':>10} {'frechet':>9} {'floor':>7} {'classes':>7} {'KL(h|U)':>8} "
-            f"{'conf':>6} " + (f"{'agree':>6} " if agree else "") +
-            f" histogram % (classes 0..{k - 1})")
+    head = (f"{'step':>8} {'frechet (floor)':>17} {'precision (floor)':>17} "
+            f"{'recall (floor)':>15} {'classes':>7} {'KL(h|U)':>8} {'conf':>6} "
+            + (f"{'agree':>6} " if agree else "") + f" histogram % (classes 0..{k - 1})")
     lines = [head]
     for r in rows:
         hist = " ".join(f"{100 * h:3.0f}" for h in r["histogram"])
         agreement = f"{r.get('label_agreement', float('nan')):6.3f} " if agree else ""
-        lines.append(f"{str(r.get('step', '')):>10} {r['frechet']:9.3f} {r['frechet_floor']:7.3f} "
+        lines.append(f"{str(r.get('step', '')):>8} {r['frechet']:8.2f} ({r['frechet_floor']:6.2f}) "
+                     f"{r['precision']:8.3f} ({r['precision_floor']:.3f}) "
+                     f"{r['recall']:6.3f} ({r['recall_floor']:.3f}) "
                      f"{r['classes_covered']:>4}/{k:<2} {r['kl_uniform']:8.3f} "
                      f"{r['confidence']:6.3f} {agreement} {hist}")
     return "\n".join(lines)

@@ -397,7 +397,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                 if cfg.eval_every and run.epoch % cfg.eval_every == 0:
                     evaluation = run.evaluate(log_file, evaluation)
                     log(f"epoch {run.epoch}: Frechet {evaluation['frechet']:.2f} "
-                        f"(real floor {evaluation['frechet_floor']:.2f}), classes "
+                        f"(real floor {evaluation['frechet_floor']:.2f}), precision "
+                        f"{evaluation['precision']:.3f}, recall {evaluation['recall']:.3f}, classes "
                         f"{evaluation['classes_covered']}/10, KL {evaluation['kl_uniform']:.3f}"
                         + (f", label agreement {evaluation['label_agreement']:.3f}"
                            if "label_agreement" in evaluation else ""))

@@ -105,6 +105,53 @@ def onehot_probs(classes, k=10):
     return np.eye(k)[np.asarray(classes)] * 0.9 + 0.01          # rows sum to 1, max 0.91
 
 
+# ------------------------------------------------------------ precision and recall
+def blobs(rng, n, centers, std=0.1):
+    """n points (n, 2) spread evenly over Gaussian blobs at `centers` (K, 2)."""
+    idx = np.arange(n) % len(centers)
+    return np.asarray(centers, dtype=float)[idx] + std * rng.normal(size=(n, 2))
+
+
+def test_knn_radii_against_a_brute_force_sort():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(57, 4))
+    d = np.linalg.norm(f[:, None] - f[None], axis=-1)             # (N, N), 0 on the diagonal
+    expected = np.sort(d, axis=1)[:, 3]                          # index 0 is the point itself
+    np.testing.assert_allclose(m.knn_radii(f, k=3, batch_size=10), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="k must be in"):
+        m.knn_radii(f[:3], k=3)
+
+
+def test_precision_recall_of_identical_sets_is_one_and_one():
+    f = np.random.default_rng(1).normal(size=(300, 5))
+    assert m.precision_recall(f, f.copy()) == (1.0, 1.0)
+
+
+def test_one_cluster_of_the_data_is_precise_but_has_low_recall():
+    """A mode-collapsed generator: all its samples sit in one of the real data's 10
+    modes. They are realistic (high precision) but cover a tenth of the data."""
+    rng = np.random.default_rng(2)
+    centers = 5.0 * np.stack([np.cos(np.arange(10)), np.sin(np.arange(10))], axis=1)
+    real = blobs(rng, 1000, centers)
+    collapsed = blobs(rng, 1000, centers[:1])
+    precision, recall = m.precision_recall(real, collapsed)
+    assert precision > 0.9 and recall < 0.15
+    spread = blobs(rng, 1000, centers)                           # every mode: both high
+    assert min(m.precision_recall(real, spread)) > 0.9
+
+
+def test_disjoint_sets_have_zero_precision_and_recall():
+    rng = np.random.default_rng(3)
+    assert m.precision_recall(rng.normal(size=(200, 3)),
+                              rng.normal(size=(200, 3)) + 100.0) == (0.0, 0.0)
+
+
+def test_manifold_coverage_counts_a_query_on_the_boundary_as_inside():
+    refs, radii = np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([1.0, 2.0])
+    queries = np.array([[1.0, 0.0], [12.0, 0.0], [5.0, 0.0], [0.0, 1.0001]])
+    assert m.manifold_coverage(queries, refs, radii, batch_size=3) == 0.5
+
+
 def test_kl_from_uniform():
     assert m.kl_from_uniform(np.full(10, 0.1)) == pytest.approx(0.0, abs=1e-15)
     assert m.kl_from_uniform(np.eye(10)[3]) == pytest.approx(math.log(10))
@@ -145,13 +192,16 @@ def test_two_percent_threshold_and_kl_rise():
 
 def test_format_table_lists_every_row():
     row = {"frechet": 12.345, "frechet_floor": 0.5, "classes_covered": 9, "kl_uniform": 0.1234,
-           "confidence": 0.876, "histogram": [0.2] + [0.8 / 9] * 9}
+           "confidence": 0.876, "histogram": [0.2] + [0.8 / 9] * 9, "precision": 0.7123,
+           "precision_floor": 0.801, "recall": 0.1456, "recall_floor": 0.799}
     table = m.format_table([{**row, "step": 1000}, {**row, "step": 2000, "frechet": 3.0}])
     lines = table.splitlines()
     assert len(lines) == 3 and "frechet" in lines[0] and "histogram" in lines[0]
-    assert "1000" in lines[1] and "12.345" in lines[1] and "9/10" in lines[1]
+    assert "precision (floor)" in lines[0] and "recall (floor)" in lines[0]
+    assert "1000" in lines[1] and "12.35" in lines[1] and "9/10" in lines[1]
     assert " 20 " in lines[1] and "0.123" in lines[1] and "0.876" in lines[1]
-    assert "2000" in lines[2] and "3.000" in lines[2]
+    assert "0.712 (0.801)" in lines[1] and "0.146 (0.799)" in lines[1]
+    assert "2000" in lines[2] and "3.00" in lines[2]
     assert m.format_table(row).count("\n") == 1                  # one dict = one row
 
 
@@ -171,6 +221,9 @@ def test_real_images_score_near_zero_and_a_floor_is_reported(mnist5k):
     assert res["classes_covered"] == 10 and res["kl_uniform"] < 0.02
     assert res["confidence"] > 0.9 and res["n"] == res["n_real"] == 500
     assert ref["floor"] > 0 and ref["n_train"] == 4500
+    # precision and recall of held-out digits against the training digits: the floor
+    assert ref["n_pr_floor"] == 500 and ref["precision_floor"] > 0.6 and ref["recall_floor"] > 0.6
+    assert res["precision"] == ref["precision_floor"] and res["recall"] == ref["recall_floor"]
     with pytest.raises(ValueError, match="reference statistics are of 'mnist-5k', not 'mnist'"):
         m.evaluate_images(to_device(test_x, be), be, "mnist", model, ref)
 
@@ -182,6 +235,8 @@ def test_one_digit_of_real_data_is_flagged(mnist5k):
     assert res["classes_covered"] == 1 and res["histogram"][3] > 0.95
     assert "only 1 of 10 classes" in m.collapse_warning(res)
     assert res["frechet"] > 10 * ref["floor"]
+    # real threes are realistic, but they cover about a tenth of the data: recall sees it
+    assert res["precision"] > 0.8 and res["recall"] < 0.2 < ref["recall_floor"]
 
 
 def test_label_agreement(mnist5k):
