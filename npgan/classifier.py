@@ -1,18 +1,23 @@
-"""A classifier built from npgan's own layers, to judge what a GAN draws.
+"""A convolutional classifier built from npgan's own layers, to judge what a GAN draws.
 
-    MLP:  x (B, P) -> 256 -> ReLU -> 128 -> ReLU -> logits (B, 10)
+    CNN:  x (B, P) -> (1, 28, 28) -> Conv 4x4/2 (32) -> ReLU -> (32, 14, 14)
+          -> Conv 4x4/2 (64) -> ReLU -> (64, 7, 7) -> Flatten (3136)
+          -> Linear (128) -> ReLU -> [features (B, 128)] -> Linear -> logits (B, 10)
 
-trained with softmax cross-entropy and Adam on the training split of the GAN's own
-data set, with pixels scaled to [-1, 1] like G's output. npgan.metrics reads two
-things from it: the softmax (which class does a sample look like?) and the
-penultimate activations (B, 128), the feature space of the Frechet distance.
+a LeNet-sized net (strided convolutions instead of pooling), trained with softmax
+cross-entropy and Adam on the training split of the GAN's own data set, with pixels
+scaled to [-1, 1] like G's output. npgan.metrics reads two things from it: the softmax
+(which class does a sample look like?) and the penultimate activations (B, 128), the
+feature space of the Frechet distance and of precision and recall, as FID uses the
+pool features of Inception.
 
     >>> model = load_or_train_classifier("mnist-5k", be)   # shipped weights: no training
     >>> logits, feats = logits_and_features(model, x)      # (B, 10), (B, 128)
 
-Weights are .npz files with flat keys ("0.W", "0.b", ...) and no pickled objects.
-load_or_train_classifier looks for them shipped inside npgan (npgan/datasets), then
-in the data cache ($NPGAN_DATA or ~/.cache/npgan), and only then trains and caches.
+Weights are .npz files with flat keys ("1.W", "1.b", ...: the Sequential's names), the
+architecture in 'meta.*' entries, and no pickled objects. load_or_train_classifier
+looks for them shipped inside npgan (npgan/datasets), then in the data cache
+($NPGAN_DATA or ~/.cache/npgan), and only then trains and caches.
 """
 from __future__ import annotations
 
@@ -25,30 +30,47 @@ from pathlib import Path
 
 from npgan.backend import Backend, astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
+from npgan.conv import Conv2d, Flatten, Reshape
 from npgan.data import iterate_batches, load_dataset, to_device
 from npgan.layers import Linear, ReLU, Sequential
+from npgan.norm import Dropout
 from npgan.losses import softmax_cross_entropy
 from npgan.optim import Adam
 
 SHIPPED = Path(__file__).resolve().parent / "datasets"
 SIDE = 28  # images are SIDE x SIDE = P pixels
-# Training recipes. 4,500 digits are few for 235k weights, so on mnist-5k we also
-# shift every image by up to 2 pixels each way: new digits for free.
+ARCH = "cnn"  # the architecture this module builds (stored in the weights files)
+# Training recipes. 4,500 digits are few for 440k weights, so on mnist-5k we also
+# shift every image by up to 2 pixels each way (new digits for free) and drop half of
+# the features while training (98.2% held-out against 98.0% without, seed 0).
 RECIPES = {
-    "mnist-5k": dict(epochs=60, max_shift=2, lr=1e-3, batch_size=64),
+    "mnist-5k": dict(epochs=60, max_shift=2, lr=1e-3, batch_size=64, dropout=0.5),
     "mnist": dict(epochs=15, max_shift=0, lr=1e-3, batch_size=128),
     "fashion-mnist": dict(epochs=15, max_shift=0, lr=1e-3, batch_size=128),
 }
 
 
-def build_classifier(backend, in_dim=784, hidden=(256, 128), n_classes=10):
-    """P -> hidden... -> n_classes, ReLU between; the last hidden width is the feature size."""
-    layers, width = [], in_dim
-    for h in hidden:
-        layers += [Linear(width, h, backend), ReLU()]     # (B, width) -> (B, h)
-        width = h
-    layers += [Linear(width, n_classes, backend)]          # (B, H) -> (B, 10): logits
-    return Sequential(*layers)
+def build_classifier(backend, channels=(32, 64), hidden=128, n_classes=10, side=SIDE,
+                     dropout=0.0):
+    """The CNN of the module docstring: channels (c1, c2) of the two stride-2
+    convolutions, `hidden` features, `n_classes` logits. Images are side x side, side
+    divisible by 4. dropout > 0: a Dropout on the features while training (eval mode,
+    which computes the features, is unaffected)."""
+    c1, c2 = channels
+    quarter = side // 4                                    # 7: two stride-2 halvings
+    drop = [Dropout(dropout, backend)] if dropout else []
+    return Sequential(
+        Reshape((1, side, side)),                          # (B, P) -> (B, 1, 28, 28)
+        Conv2d(1, c1, 4, 2, 1, backend=backend),           # -> (B, c1, 14, 14)
+        ReLU(),
+        Conv2d(c1, c2, 4, 2, 1, backend=backend),          # -> (B, c2, 7, 7)
+        ReLU(),
+        Flatten(),                                         # -> (B, c2 * 49)
+        Linear(c2 * quarter * quarter, hidden, backend),   # -> (B, H)
+        ReLU(),                                            # features: (B, H)
+        *drop,
+        Linear(hidden, n_classes, backend),                # -> (B, K): logits
+    )
 
 
 def logits_and_features(model, x):
@@ -101,8 +123,9 @@ def _shift(img, s, axis):
 
 
 # ----------------------------------------------------------------------- training
-def train_classifier(dataset, backend, epochs=None, seed=0, hidden=(256, 128),
-                     batch_size=None, lr=None, max_shift=None, data=None, on_epoch=None):
+def train_classifier(dataset, backend, epochs=None, seed=0, channels=(32, 64), hidden=128,
+                     batch_size=None, lr=None, max_shift=None, dropout=None, data=None,
+                     on_epoch=None):
     """Train build_classifier(...) on `dataset`'s training split; returns the model.
 
     Recipe defaults come from RECIPES[dataset]; any argument given overrides them.
@@ -112,14 +135,16 @@ def train_classifier(dataset, backend, epochs=None, seed=0, hidden=(256, 128),
     on_epoch(epoch, mean_loss): called after each epoch (the loss read is a host sync).
     """
     recipe = dict(RECIPES.get(dataset, RECIPES["mnist"]))
-    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, max_shift=max_shift)
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, max_shift=max_shift,
+                 dropout=dropout)
     recipe.update({k: v for k, v in given.items() if v is not None})
     be = reseeded(backend, seed)
     xp = be.xp
     images, labels = load_dataset(dataset, split="train") if data is None else data
     x = to_device(images, be)                                  # (N, P) in [-1, 1]
     y = be.asarray(np.asarray(labels, dtype=np.int32))         # (N,) class indices
-    model = build_classifier(be, x.shape[1], hidden)
+    side = math.isqrt(x.shape[1])
+    model = build_classifier(be, channels, hidden, side=side, dropout=recipe.get("dropout", 0.0))
     opt = Adam(model.parameters(), lr=recipe["lr"])
     # We shuffle an index vector with iterate_batches, so images and labels stay paired.
     rows = be.asarray(np.arange(x.shape[0], dtype=np.int32))  # (N,)
@@ -134,7 +159,7 @@ def train_classifier(dataset, backend, epochs=None, seed=0, hidden=(256, 128),
                 xb = random_shift(xb, be, recipe["max_shift"])
             model.zero_grad()
             loss, dlogits = softmax_cross_entropy(model.forward(xb), xp.take(y, idx, axis=0))
-            model.backward(dlogits)                            # (B, K) -> (B, P)
+            model.backward(dlogits, input_grad=False)          # the images need no dx
             opt.step()
             total = total + loss                               # stays on the device
         if on_epoch is not None:
@@ -158,14 +183,20 @@ def accuracy(model, images, labels, backend) -> float:
 
 # ------------------------------------------------------------------ saving, loading
 def save_classifier(model, path, weights_dtype="float32", **meta):
-    """Write the weights (keys '0.W', '0.b', ...) and `meta` (strings and numbers, keys
+    """Write the weights (the Sequential's names: '1.W', '1.b', ...), the architecture
+    ('meta.arch', 'meta.channels', 'meta.hidden', ...) and `meta` (strings and numbers, keys
     'meta.<name>') to the .npz `path`, atomically: a temporary file in the same folder,
     renamed into place, so readers never see half a file. weights_dtype="float16"
     halves the file (the weights shipped inside npgan are stored that way)."""
     path = Path(path)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2d)]
+    drops = [layer.p for layer in model.layers if isinstance(layer, Dropout)]
+    arch = {"arch": ARCH, "channels": np.asarray([c.out_ch for c in convs]),
+            "hidden": model.layers[-1].in_features, "side": model.layers[0].shape[-1],
+            "dropout": drops[0] if drops else 0.0}
     arrays = {name: np.asarray(to_numpy(p.data), dtype=weights_dtype)
               for name, p in model.named_parameters()}
-    arrays.update({f"meta.{k}": np.asarray(v) for k, v in meta.items()})
+    arrays.update({f"meta.{k}": np.asarray(v) for k, v in {**arch, **meta}.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -178,32 +209,35 @@ def save_classifier(model, path, weights_dtype="float32", **meta):
 
 
 def load_classifier(path, backend):
-    """(model, meta) from a save_classifier file; the sizes come from the weights.
+    """(model, meta) from a save_classifier file; the sizes come from its 'meta.*'.
 
-    Weights are cast to the backend's dtype. A file that is not such an .npz raises
-    ValueError naming it (np.load runs with allow_pickle=False).
+    Weights are cast to the backend's dtype. A file that is not such an .npz (or holds
+    another architecture) raises ValueError naming it (np.load runs with
+    allow_pickle=False).
     """
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a classifier weights file ({err})") from None
-    meta = {k[5:]: v.item() for k, v in arrays.items() if k.startswith("meta.")}
-    n_linear = sum(1 for k in arrays if k.endswith(".W"))
-    keys = [f"{2 * i}.W" for i in range(n_linear)]             # Linear layers at 0, 2, 4...
-    if n_linear < 1 or any(k not in arrays for k in keys):
-        raise ValueError(f"{path}: expected weights {keys or ['0.W']}, found {sorted(arrays)}")
-    widths = [arrays[k].shape for k in keys]                    # (out, in) each
-    model = build_classifier(backend, widths[0][1], [w[0] for w in widths[:-1]], widths[-1][0])
+    meta = {k[5:]: (v.tolist() if v.ndim else v.item())
+            for k, v in arrays.items() if k.startswith("meta.")}
+    if meta.get("arch") != ARCH:
+        raise ValueError(f"{path}: not a classifier weights file of this npgan (architecture "
+                         f"{meta.get('arch')!r}, expected {ARCH!r})")
+    model = build_classifier(backend, tuple(meta["channels"]), meta["hidden"], side=meta["side"],
+                             dropout=meta.get("dropout", 0.0))
     for name, p in model.named_parameters():
         if name not in arrays or arrays[name].shape != tuple(p.shape):
             raise ValueError(f"{path}: weight {name!r} is missing or has the wrong shape")
         p.data[...] = backend.asarray(arrays[name])
+    for key in ("arch", "channels", "hidden", "side", "dropout"):
+        meta.pop(key, None)
     return model.eval(), meta
 
 
 def weights_filename(dataset) -> str:
-    return f"classifier_{dataset.replace('-', '_')}.npz"     # classifier_mnist_5k.npz
+    return f"classifier_cnn_{dataset.replace('-', '_')}.npz"  # classifier_cnn_mnist_5k.npz
 
 
 def classifier_path(dataset, cache_dir=None) -> Path:
