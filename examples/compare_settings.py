@@ -1,91 +1,198 @@
-"""Compare GAN settings on the same budget over several seeds, by sample quality.
+"""Compare GAN settings on the same budget over 5 seeds, and say which one is better.
 
-    python examples/compare_settings.py --dataset mnist-5k --epochs 30 --seeds 0 1 2
+    python examples/compare_settings.py --study defaults --dataset mnist-5k --epochs 100
+    python examples/compare_settings.py --study defaults --dataset fashion-mnist --epochs 5 \
+        --only classic "label smoothing + EMA (default)"
 
-Each setting trains once per seed (with an EMA of G's weights kept alongside, so that
-"EMA vs raw G" is measured on every run for free), then npgan.metrics scores both the
-raw G and its EMA. GAN results vary a lot from seed to seed, so the table reports the
-median and the range over seeds. Writes OUT/results.jsonl and OUT/results.md.
+Each setting of a study is (changes to TrainConfig, which G samples: "raw" or "ema").
+Every run keeps an EMA of G alongside, so a raw-vs-EMA pair of settings shares its
+runs. Each (changes, seed) run trains once, then npgan.metrics scores it with the
+reference CNN at --n samples: Frechet distance, precision, recall, classes, KL.
+npgan.experiments pairs the runs by seed and prints the verdict of each setting
+against the study's baseline (its first setting): better only when it wins on the
+median AND on at least 4 of 5 seed pairs.
+
+Runs are cached in OUT/runs/<changes>-seed<S>/ (a done.json marks a finished run, an
+eval_*.json a finished evaluation), so a stopped comparison continues where it was,
+and two processes with different --seeds can share the two cores of a small machine.
+Writes OUT/results.jsonl, OUT/results.md (the table as printed) and OUT/grids/:
+per setting, 64 samples of every seed in a row (<setting>_seeds.png), and one figure
+with the median seed of every setting (median_seeds.png).
 """
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
+from npgan.experiments import format_comparison, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
-from npgan.train import TrainConfig, load_generator, train
+from npgan.plots import image_grid, save_grid
+from npgan.train import TrainConfig, generate, load_generator, train
 
-# Each setting changes one thing from the baseline: the classic setting, without label
-# smoothing (TrainConfig's default label_smoothing is 0.1 since these measurements).
-BASELINE = {"label_smoothing": 0.0}
-SETTINGS = {
-    "baseline (non-saturating, k=1)": BASELINE,
-    "minimax G loss": {**BASELINE, "g_loss": "minimax"},
-    "k=2 D-steps": {**BASELINE, "d_steps": 2},
-    "label smoothing 0.1": {"label_smoothing": 0.1},
+# A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
+# baseline. TrainConfig's defaults are label smoothing 0.1 and an EMA of G (0.999).
+STUDIES = {
+    "defaults": {   # what npgan's defaults rest on: label smoothing and the EMA of G
+        "classic": ({"label_smoothing": 0.0}, "raw"),
+        "label smoothing 0.1": ({"label_smoothing": 0.1}, "raw"),
+        "EMA of G": ({"label_smoothing": 0.0}, "ema"),
+        "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    },
+    "classic-knobs": {   # the classic setting against its two knobs of the GAN paper
+        "classic": ({"label_smoothing": 0.0}, "raw"),
+        "minimax G loss": ({"label_smoothing": 0.0, "g_loss": "minimax"}, "raw"),
+        "k=2 D-steps": ({"label_smoothing": 0.0, "d_steps": 2}, "raw"),
+    },
 }
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--study", choices=list(STUDIES), default="defaults")
     p.add_argument("--dataset", default="mnist-5k")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--n", type=int, default=5000, help="samples per evaluation")
-    p.add_argument("--out", default="runs/compare")
-    p.add_argument("--only", nargs="*", default=None, help="names of SETTINGS to run")
-    return p.parse_args()
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--n", type=int, default=10000, help="samples per evaluation")
+    p.add_argument("--out", default=None, help="default: runs/compare-STUDY-DATASET-EPOCHS")
+    p.add_argument("--only", nargs="*", default=None, help="names of the study's settings to run")
+    p.add_argument("--report-only", action="store_true",
+                   help="train and evaluate nothing; print the table of what OUT holds")
+    p.add_argument("--max-steps", type=int, default=None, help="cut every run short (smoke tests)")
+    return p.parse_args(argv)
 
 
-def summarize(rows, key):
-    values = [r[key] for r in rows]
-    return f"{statistics.median(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
+def run_name(changes, seed):
+    """'label_smoothing=0.1-seed3': a folder name that says what the run changed."""
+    text = "-".join(f"{k}={v}" for k, v in sorted(changes.items())) or "defaults"
+    return f"{text}-seed{seed}"
 
 
-def main():
-    args = parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name, overrides in SETTINGS.items():
-        if args.only and name not in args.only:
-            continue
+def slug(name):
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+class Judge:
+    """The reference classifier and statistics, made once and only when needed."""
+
+    def __init__(self, dataset):
+        self.dataset, self.model, self.reference = dataset, None, None
+
+    def evaluate(self, G, be, n, latent_dim):
+        if self.model is None:
+            self.model = load_or_train_classifier(self.dataset, be)
+            self.reference = reference_statistics(self.model, be, self.dataset)
+        return evaluate_generator(G, be, self.dataset, n=n, classifier=self.model,
+                                  reference=self.reference, latent_dim=latent_dim)
+
+
+def train_once(run_dir, config):
+    """Train (or finish an interrupted run of) `config`; returns done.json's contents."""
+    done = run_dir / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    checkpoint = run_dir / "checkpoint.npz"
+    started = time.perf_counter()
+    summary = train(config, resume=checkpoint if checkpoint.is_file() else None, progress=False)
+    info = {"seconds": time.perf_counter() - started, "g_updates": summary["steps"],
+            "d_updates": summary["steps"] * config.d_steps, "epochs": summary["epochs"]}
+    done.write_text(json.dumps(info) + "\n")
+    return info
+
+
+def evaluate_once(run_dir, variant, n, judge):
+    """The metrics of the run's raw G or EMA, cached in eval_<variant>_n<n>.json, and a
+    grid of 64 of its samples (grid_<variant>.png)."""
+    path = run_dir / f"eval_{variant}_n{n}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    G, be, config = load_generator(run_dir / "checkpoint.npz", raw=variant == "raw")
+    result = judge.evaluate(G, be, n, config.latent_dim)
+    save_grid(generate(G, be, 64, config.latent_dim), run_dir / f"grid_{variant}.png", nrow=8)
+    path.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def save_seed_grids(rows, out, title_of):
+    """One figure of grids with titles: rows = [(title, grid png path)]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(2.6 * len(rows), 2.9))
+    for i, (title, png) in enumerate(rows):
+        ax = fig.add_subplot(1, len(rows), i + 1)
+        ax.imshow(Image.open(png), cmap="gray")
+        ax.set_title(title_of(title), fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig).print_figure(out, dpi=110)
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    study = STUDIES[args.study]
+    names = [n for n in study if not args.only or n in args.only]
+    unknown = set(args.only or []) - set(study)
+    if unknown:
+        raise SystemExit(f"error: no setting {sorted(unknown)} in study {args.study!r}; "
+                         f"valid: {list(study)}")
+    out = Path(args.out or f"runs/compare-{args.study}-{args.dataset}-{args.epochs}")
+    judge = Judge(args.dataset)
+    rows_by_setting, rows = {}, []
+    for name in names:
+        changes, variant = study[name]
         for seed in args.seeds:
-            run_dir = out / f"{name.split(' ')[0]}-{'-'.join(f'{k}{v}' for k, v in overrides.items())}-seed{seed}"
+            run_dir = out / "runs" / run_name(changes, seed)
+            finished = (run_dir / f"eval_{variant}_n{args.n}.json").is_file()
+            if args.report_only and not finished:
+                continue
             config = TrainConfig(dataset=args.dataset, epochs=args.epochs, seed=seed,
-                                 ema=args.ema, out=str(run_dir), **overrides)
-            started = time.perf_counter()
-            train(config, progress=False)
-            seconds = time.perf_counter() - started
-            for variant in ("raw", "ema"):
-                G, be, _ = load_generator(run_dir / "checkpoint.npz", raw=variant == "raw")
-                clf = load_or_train_classifier(args.dataset, be)
-                ref = reference_statistics(clf, be, args.dataset)
-                r = evaluate_generator(G, be, args.dataset, n=args.n, classifier=clf, reference=ref,
-                                       latent_dim=config.latent_dim)
-                row = {"setting": name, "seed": seed, "G": variant, "seconds": seconds,
-                       **{k: r[k] for k in ("frechet", "frechet_floor", "classes_covered",
-                                            "kl_uniform", "confidence")}}
-                results.append(row)
-                print(json.dumps(row), flush=True)
-                with open(out / "results.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
-    lines = [f"{args.epochs} epochs of {args.dataset}, seeds {args.seeds}; median [min, max] over seeds",
-             "", "| setting | G | Frechet | classes covered | KL(hist, uniform) x100 |",
-             "|---|---|---|---|---|"]
-    for name in SETTINGS:
-        for variant in ("raw", "ema"):
-            rows = [r for r in results if r["setting"] == name and r["G"] == variant]
-            if rows:
-                for r in rows:
-                    r["kl100"] = 100 * r["kl_uniform"]
-                lines.append(f"| {name} | {variant} | {summarize(rows, 'frechet')} | "
-                             f"{summarize(rows, 'classes_covered')} | {summarize(rows, 'kl100')} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+                                 ema=0.999, out=str(run_dir), max_steps=args.max_steps,
+                                 **changes)
+            info = train_once(run_dir, config)
+            result = evaluate_once(run_dir, variant, args.n, judge)
+            row = {"setting": name, "seed": seed, "G": variant, "run": run_dir.name, **info,
+                   **{k: v for k, v in result.items() if k != "histogram"},
+                   "histogram": result["histogram"]}
+            rows_by_setting.setdefault(name, []).append(row)
+            rows.append(row)
+            print(f"{name} seed {seed}: Frechet {row['frechet']:.1f}, precision "
+                  f"{row['precision']:.3f}, recall {row['recall']:.3f}, classes "
+                  f"{row['classes_covered']}, KL {row['kl_uniform']:.3f} "
+                  f"[{row['seconds']:.0f} s]", flush=True)
+    if not rows:
+        raise SystemExit(f"nothing to report in {out}")
+    with open(out / "results.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    baseline = next(iter(study))
+    if baseline not in rows_by_setting:
+        baseline = next(iter(rows_by_setting))
+    first = next(iter(rows_by_setting.values()))[0]
+    title = (f"{args.epochs} epochs of {args.dataset}, {args.n} samples per evaluation "
+             f"(precision and recall on {first['n_pr']}); floors (real held-out images): "
+             f"Frechet {first['frechet_floor']:.2f}, precision {first['precision_floor']:.3f}, "
+             f"recall {first['recall_floor']:.3f}")
+    table = format_comparison(rows_by_setting, baseline, title)
+    # grids: every seed of each setting in a row, and the median seed of every setting
+    medians = []
+    for name, setting_rows in rows_by_setting.items():
+        variant = study[name][1]
+        by_seed = sorted(setting_rows, key=lambda r: r["seed"])
+        save_seed_grids([(r, out / "runs" / r["run"] / f"grid_{variant}.png") for r in by_seed],
+                        out / "grids" / f"{slug(name)}_seeds.png",
+                        lambda r: f"seed {r['seed']}: F {r['frechet']:.1f}, "
+                                  f"P {r['precision']:.2f}, R {r['recall']:.2f}")
+        seed = median_seed(setting_rows)
+        row = next(r for r in setting_rows if r["seed"] == seed)
+        medians.append(((name, row), out / "runs" / row["run"] / f"grid_{variant}.png"))
+    save_seed_grids(medians, out / "grids" / "median_seeds.png",
+                    lambda t: f"{t[0]}\nseed {t[1]['seed']}: Frechet {t[1]['frechet']:.1f}")
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+    print(f"grids: {out / 'grids'}")
 
 
 if __name__ == "__main__":
