@@ -138,7 +138,7 @@ def test_tiny_training_learns_and_is_deterministic():
     be = get_backend("numpy", seed=123)
     losses = []
     kw = dict(epochs=3, seed=7, channels=(4, 8), hidden=16, max_shift=1, lr=3e-3, batch_size=32,
-              data=small_data(1000))
+              dropout=0.0, data=small_data(1000))
     model = clf.train_classifier("mnist-5k", be, on_epoch=lambda e, l: losses.append(l), **kw)
     assert len(losses) == 3 and losses[-1] < 0.7 * losses[0]
     test_x, test_y = load_dataset("mnist-5k", split="test")
@@ -220,3 +220,18 @@ def test_shipped_fashion_classifier_reaches_90_percent():
     be = get_backend("numpy")
     model = clf.load_or_train_classifier("fashion-mnist", be)
     assert clf.accuracy(model, test_x, test_y, be) >= 0.90
+
+
+def test_dropout_is_saved_and_off_when_judging(tmp_path):
+    """The mnist-5k recipe trains with Dropout on the features: the file must rebuild the
+    same layers, and eval mode (the features metrics read) must not drop anything."""
+    be = get_backend("numpy", seed=0)
+    model = clf.build_classifier(be, channels=(4, 8), hidden=8, dropout=0.5).eval()
+    path = clf.save_classifier(model, tmp_path / "c.npz")
+    loaded, _ = clf.load_classifier(path, be)
+    assert [type(a).__name__ for a in loaded.layers] == [type(a).__name__ for a in model.layers]
+    x = be.randn((5, 784))
+    first, again = clf.logits_and_features(loaded, x), clf.logits_and_features(loaded, x)
+    np.testing.assert_array_equal(first[1], again[1])          # no random mask in eval mode
+    np.testing.assert_allclose(first[0], model.forward(x), rtol=1e-6)
+    assert clf.RECIPES["mnist-5k"]["dropout"] == 0.5
