@@ -163,8 +163,9 @@ class _Run:
     def __init__(self, config: TrainConfig, resume=None):
         config.validate()
         self.config, self.out = config, Path(config.out)
-        _check_writable(self.out)
+        # the backend first: an unusable one (CuPy without a driver) fails before we write
         self.be = be = get_backend(config.backend, dtype=config.dtype, seed=config.seed)
+        _check_writable(self.out)
         images, labels = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
         if config.batch_size * config.d_steps > images.shape[0]:
             raise ConfigError(
