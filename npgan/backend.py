@@ -191,7 +191,10 @@ def concat(arrays, axis=0):
 
 
 def to_numpy(a):
-    """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA)."""
+    """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA).
+    Lists, tuples and Python numbers become numpy arrays too."""
+    if isinstance(a, (list, tuple, range, bool, int, float)):
+        return numpy.asarray(a)
     xp = _namespace_of(a)
     if xp is numpy:
         return a

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from npgan.backend import Backend, astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
+from npgan.conditional import check_labels
 from npgan.data import iterate_batches, load_dataset, to_device
 from npgan.layers import Linear, ReLU, Sequential
 from npgan.losses import softmax_cross_entropy
@@ -118,8 +119,9 @@ def train_classifier(dataset, backend, epochs=None, seed=0, hidden=(256, 128),
     xp = be.xp
     images, labels = load_dataset(dataset, split="train") if data is None else data
     x = to_device(images, be)                                  # (N, P) in [-1, 1]
-    y = be.asarray(np.asarray(labels, dtype=np.int32))         # (N,) class indices
     model = build_classifier(be, x.shape[1], hidden)
+    classes = model.layers[-1].out_features
+    y = be.asarray(check_labels(labels, classes).astype(np.int32))   # (N,), checked once
     opt = Adam(model.parameters(), lr=recipe["lr"])
     # We shuffle an index vector with iterate_batches, so images and labels stay paired.
     rows = be.asarray(np.arange(x.shape[0], dtype=np.int32))  # (N,)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
-from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
+from npgan.data import DATASETS, DataError, iterate_batches, load_dataset, to_device
 from npgan.gan import build_discriminator, build_generator, train_step
 from npgan.losses import G_LOSSES
 from npgan.optim import Adam
@@ -137,6 +137,16 @@ def _check_writable(folder: Path):
         raise ConfigError(f"cannot write to the output folder {folder}: {err}") from err
 
 
+def _checked_labels(labels, config):
+    """The data set's labels as host int64 (N,), or DataError if one is not a class."""
+    from npgan.conditional import check_labels
+    try:
+        return check_labels(labels, NUM_CLASSES)
+    except ValueError as err:
+        raise DataError(f"{config.data_dir or config.dataset}: {err}; a conditional GAN "
+                        f"needs labels that are classes 0..{NUM_CLASSES - 1}") from None
+
+
 def build_models(config: TrainConfig, be):
     """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
     c = NUM_CLASSES if config.conditional else 0
@@ -172,8 +182,9 @@ class _Run:
                 f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
                 f"the {images.shape[0]} training images of {config.dataset!r}")
         self.x = to_device(images, be)                  # (N, P): the whole set, once
-        # the classes go too, for a conditional GAN: (N,) int64, also once
-        self.y = be.asarray(labels.astype("int64")) if config.conditional else None
+        # the classes go too, for a conditional GAN: (N,) int64, also once, checked
+        # here because the device does not check them (xp.take wraps on CuPy)
+        self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
         self.G, self.D = build_models(config, be)
         betas = (config.beta1, 0.999)
         self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)

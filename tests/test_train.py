@@ -9,6 +9,7 @@ import pytest
 from npgan import train as train_module
 from npgan.backend import get_backend
 from npgan.checkpoint import CheckpointError, load_checkpoint
+from npgan.data import DataError
 from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
                          generate, load_generator, train)
 
@@ -114,6 +115,28 @@ def test_resume_refuses_another_architecture(tmp_path):
     with pytest.raises(CheckpointError, match=r"saved with g_hidden=\[16\], but this run has g_hidden=\[32\]"):
         train(tiny(tmp_path, g_hidden=(32,)), resume=tmp_path / "run" / "checkpoint.npz",
               progress=False)
+
+
+def test_conditional_labels_are_checked_where_they_enter(tmp_path):
+    """A data folder whose labels are not classes 0..9: CuPy's take would silently wrap
+    label 12 to class 2 (NumPy's raises deep in a step). One DataError, before any step."""
+    from tests.test_data import NAMES, idx_bytes, write_folder
+    folder = tmp_path / "data"
+    write_folder(folder, n_train=70)
+    labels = np.arange(70, dtype=np.uint8) % 10
+    labels[33] = 12
+    (folder / NAMES["train_labels"]).write_bytes(idx_bytes(labels))
+    steps = []
+    with pytest.raises(DataError, match=r"data: class labels must be in 0\.\.9, got 12; a "
+                                         r"conditional GAN needs labels that are classes 0\.\.9"):
+        train(tiny(tmp_path, dataset="mnist", data_dir=str(folder), conditional=True,
+                   batch_size=7), on_step=steps.append, progress=False)
+    assert steps == []
+    labels[33] = 3                                      # control: valid labels train
+    (folder / NAMES["train_labels"]).write_bytes(idx_bytes(labels))
+    summary = train(tiny(tmp_path, dataset="mnist", data_dir=str(folder), conditional=True,
+                         batch_size=7, epochs=1), progress=False)
+    assert summary["steps"] == 10
 
 
 def test_the_loop_reads_the_device_only_at_logging_points(tmp_path, monkeypatch):
