@@ -1,6 +1,7 @@
 """Command line:
     python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png) [--label L]
     python -m npgan evaluate CHECKPOINT [--n 10000] [--json FILE]
+    python -m npgan info [--json]          what to send us when something is wrong
 """
 import argparse
 import json
@@ -62,6 +63,12 @@ def _evaluate(args):
     print(text)
 
 
+def _info(args):
+    from npgan.info import collect, format_info
+    info = collect()
+    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m npgan")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +92,9 @@ def main(argv=None):
     e.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.set_defaults(run=_evaluate)
+    i = commands.add_parser("info", help="versions, threads, CuPy and its GPU, the data cache")
+    i.add_argument("--json", action="store_true", help="the same as JSON")
+    i.set_defaults(run=_info)
     args = parser.parse_args(argv)
     try:
         args.run(args)
