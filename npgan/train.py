@@ -223,8 +223,9 @@ class _Run:
             self.ema.updates = ck.meta["step"]              # one EMA update per step
         ck.restore_optimizer("opt_g", self.opt_g, self.be)
         ck.restore_optimizer("opt_d", self.opt_d, self.be)
-        self.fixed_z = self.be.asarray(ck.extra("fixed_z"))
-        order = ck.extra("order")
+        # shapes from the model built from the config: checked before the data are read
+        self.fixed_z = self.be.asarray(ck.extra("fixed_z", self.fixed_z.shape, self.config.dtype))
+        order = ck.extra("order", (self.x.shape[0],))
         self.order = None if order is None else self.be.asarray(order)
         m = ck.meta
         self.step, self.epoch, self.batch = m["step"], m["epoch"], m["batch"]
