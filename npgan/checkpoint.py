@@ -230,6 +230,8 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         with zipfile.ZipFile(path) as zf:
             headers = _read_headers(path, zf)
+    except CheckpointError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
         raise CheckpointError(
             f"{path} is not a readable npgan checkpoint ({type(err).__name__}: {err})"

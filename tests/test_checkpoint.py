@@ -171,5 +171,5 @@ def test_sample_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
                             preexec_fn=limit_memory)
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert "G/0.W is declared as float32 (100000, 100000)" in result.stderr
+    assert result.stderr.startswith(f"error: {bad}: G/0.W is declared as float32 (100000, 100000)")
     assert not (tmp_path / "x.npy").exists()
