@@ -35,12 +35,21 @@ def _sample(args):
     elif config.conditional:        # every class in turn; a PNG gets one row per class
         labels = np.repeat(np.arange(G.num_classes), -(-args.n // G.num_classes))[:args.n]
         nrow = nrow or -(-args.n // G.num_classes)
+    folder = Path(args.output).parent
+    try:                                     # before sampling: a bad path fails at once
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking else err.strerror or err
+        sys.exit(f"error: cannot create the folder {folder} for {args.output}: {why}")
     images = generate(G, be, args.n, config.latent_dim, labels=labels)   # (N, P) float32
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        np.save(args.output, images)
-    else:
-        save_grid(images, args.output, nrow=nrow)
+    try:
+        if suffix == ".npy":
+            np.save(args.output, images)
+        else:
+            save_grid(images, args.output, nrow=nrow)
+    except OSError as err:
+        sys.exit(f"error: cannot write {args.output}: {err.strerror or err}")
     print(f"wrote {args.n} samples to {args.output}")
 
 

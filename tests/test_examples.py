@@ -103,3 +103,19 @@ def test_toy_2d_and_saturation_examples_write_their_figures(tmp_path):
     sat = run("examples/saturation.py", "--out", str(tmp_path / "sat.png"))
     assert sat.returncode == 0, sat.stderr
     assert (tmp_path / "sat.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_into_a_missing_folder_creates_it_and_a_bad_path_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    assert run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run",
+               "--out", str(out)).returncode == 0
+    ck = str(out / "checkpoint.npz")
+    made = run("-m", "npgan", "sample", ck, "-n", "4", "-o", "missing/folder/x.npy", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert np.load(tmp_path / "missing" / "folder" / "x.npy").shape == (4, 784)
+    (tmp_path / "a_file").write_text("not a folder")
+    for output in ("a_file/folder/x.npy", "a_file/x.png"):
+        bad = run("-m", "npgan", "sample", ck, "-n", "4", "-o", output, cwd=tmp_path)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+        assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: cannot "), bad.stderr
+        assert output in bad.stderr and "a_file is a file, not a folder" in bad.stderr
