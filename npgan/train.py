@@ -28,10 +28,12 @@ from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
 
 MODELS = ("mlp", "dcgan")
-# what must match for a checkpoint's weights to fit a model
-ARCHITECTURE_FIELDS = ("model", "conditional", "latent_dim", "g_hidden", "d_hidden",
-                       "base_channels", "dtype")
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
+# what a resumed run may change: how long, where, how often it logs and evaluates, and
+# the device (the backend: CuPy re-seeds its generator). Every other setting (data,
+# architecture, losses, optimizer, batch, seed) belongs to the run and stays.
+RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
+                     "max_steps", "backend")
 
 
 class ConfigError(ValueError):
@@ -147,6 +149,45 @@ def _checked_labels(labels, config):
                         f"needs labels that are classes 0..{NUM_CLASSES - 1}") from None
 
 
+def _saved_settings(ck) -> dict:
+    """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
+    older checkpoint lacks has its default."""
+    return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
+
+
+def resume_config(checkpoint, **given):
+    """The config that continues the run saved in `checkpoint`: every setting as the
+    run had it, except the ones given here, which must be in RESUME_CHANGEABLE (or
+    equal to the saved value). `out` defaults to the checkpoint's folder, and
+    `max_steps` (a stop for one invocation) is not inherited.
+
+    Returns (config, changes, position): changes = {field: (saved, given)} of the
+    accepted changes, position = {"step": ..., "epoch": ...} of the checkpoint.
+    Raises ConfigError, one line, naming every setting that cannot change mid-run.
+    """
+    path = Path(checkpoint)
+    ck = load_checkpoint(path)
+    saved = _saved_settings(ck)
+    saved.update(out=str(path.parent), max_steps=None)
+    unknown = sorted(set(given) - set(saved))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    if given.get("out") is not None:
+        given["out"] = str(Path(given["out"]))                   # "runs/x/" is "runs/x"
+    fresh = TrainConfig(**given).to_dict()                       # lists, like saved
+    changes = {k: (saved[k], fresh[k]) for k in given if fresh[k] != saved[k]}
+    refused = [f"{k}={new!r} (the run has {old!r})" for k, (old, new) in changes.items()
+               if k not in RESUME_CHANGEABLE]
+    if refused:
+        raise ConfigError(
+            f"cannot resume {path} with {', '.join(refused)}: a resumed run keeps its data, "
+            f"model, losses and optimizer, and may change only {', '.join(RESUME_CHANGEABLE)}; "
+            f"start a new run (another --out) to change the others")
+    merged = dict(saved, **{k: fresh[k] for k in given})
+    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+    return config, changes, {"step": ck.meta["step"], "epoch": ck.meta["epoch"]}
+
+
 def build_models(config: TrainConfig, be):
     """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
     c = NUM_CLASSES if config.conditional else 0
@@ -208,14 +249,15 @@ class _Run:
 
     def _resume(self, path):
         ck = load_checkpoint(path)
-        saved = ck.config
+        saved = _saved_settings(ck)
         mine = self.config.to_dict()
-        for field in ARCHITECTURE_FIELDS:
-            if saved.get(field, getattr(DEFAULTS, field)) != mine[field]:  # older files lack new fields
+        for field in saved:
+            if field not in RESUME_CHANGEABLE and saved[field] != mine[field]:
                 from npgan.checkpoint import CheckpointError
                 raise CheckpointError(
-                    f"{path} was saved with {field}={saved.get(field)!r}, but this run has "
-                    f"{field}={mine[field]!r}; use the same settings to resume")
+                    f"{path} was saved with {field}={saved[field]!r}, but this run has "
+                    f"{field}={mine[field]!r}; use the same settings to resume "
+                    f"(resume_config takes them from the checkpoint)")
         ck.restore_model("G", self.G, self.be)
         ck.restore_model("D", self.D, self.be)
         if self.ema is not None:

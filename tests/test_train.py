@@ -222,3 +222,35 @@ def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
                                               "conditional=False"):
         train(tiny(tmp_path / "a"), resume=tmp_path / "a" / "run" / "checkpoint.npz",
               progress=False)
+
+
+def test_resume_config_takes_the_runs_settings_and_only_changeable_changes(tmp_path):
+    from npgan.train import resume_config
+    first = train(tiny(tmp_path, max_steps=45, g_loss="minimax", label_smoothing=0.0),
+                  progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    config, changes, at = resume_config(checkpoint)
+    assert (config.g_loss, config.label_smoothing, config.g_hidden, config.epochs) == \
+        ("minimax", 0.0, (16,), 2)
+    assert config.max_steps is None and config.out == str(tmp_path / "run") and changes == {}
+    assert at == {"step": 45, "epoch": 0}
+    config, changes, _ = resume_config(checkpoint, epochs=3, g_loss="minimax", backend="numpy")
+    assert config.epochs == 3 and changes == {"epochs": (2, 3)}
+    with pytest.raises(ConfigError, match=r"with dataset='mnist' \(the run has 'mnist-5k'\), "
+                                          r"batch_size=32 \(the run has 64\): a resumed run keeps"):
+        resume_config(checkpoint, dataset="mnist", batch_size=32, epochs=5)
+    resumed = train(resume_config(checkpoint)[0], resume=checkpoint, progress=False)
+    full = train(tiny(tmp_path / "full", g_loss="minimax", label_smoothing=0.0), progress=False)
+    assert first["steps"] == 45 and resumed["steps"] == full["steps"]
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_config_whose_losses_differ(tmp_path):
+    """Not only the architecture: a library caller resuming with another G loss (or
+    data set, batch size, optimizer setting) would silently change the run."""
+    train(tiny(tmp_path, max_steps=3), progress=False)
+    with pytest.raises(CheckpointError, match=r"saved with g_loss='non-saturating', but this run "
+                                              r"has g_loss='minimax'"):
+        train(tiny(tmp_path, g_loss="minimax"), resume=tmp_path / "run" / "checkpoint.npz",
+              progress=False)
