@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
+from npgan.cli import plain_warnings
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.train import TrainConfig, load_generator, train
 
@@ -46,6 +47,7 @@ def summarize(rows, key):
 
 
 def main():
+    plain_warnings()
     args = parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import sys
 
 from npgan.backend import BACKENDS, BackendError
 from npgan.checkpoint import CheckpointError
+from npgan.cli import plain_warnings
 from npgan.data import DATASETS, DataError
 from npgan.losses import G_LOSSES
 from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
@@ -93,6 +94,7 @@ def resumed_config(args, typed):
 
 
 def main(argv=None):
+    plain_warnings()                        # "warning: <message>", no source line under it
     args, typed = parse_args(argv)
     resume = None
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from npgan.backend import BackendError
 from npgan.backend import host as np
 from npgan.checkpoint import CheckpointError
+from npgan.cli import plain_warnings
 from npgan.plots import save_grid
 from npgan.train import generate, load_generator
 
@@ -105,6 +106,7 @@ def main(argv=None):
     i.add_argument("--json", action="store_true", help="the same as JSON")
     i.set_defaults(run=_info)
     args = parser.parse_args(argv)
+    plain_warnings()
     try:
         args.run(args)
     except (CheckpointError, BackendError) as err:

@@ -170,3 +170,25 @@ def test_a_resume_refuses_settings_that_cannot_change_and_accepts_more_epochs(tm
     assert more.returncode == 0, more.stderr
     assert "resuming" in more.stdout and "(1 of 2 epochs done)" in more.stdout
     assert "changed: epochs 1 -> 2" in more.stdout and "done: 18 steps, 2 epochs" in more.stdout
+
+
+def test_the_offline_fallback_is_announced_by_its_message_alone(tmp_path):
+    """No network (the MNIST mirror is a closed port): train_mnist.py says it falls back
+    to MNIST-5k in one warning, without the file, line and line of npgan's source
+    that Python's default warning format prints under it."""
+    code = ("import runpy, sys; from npgan import download; "
+            "download.MIRRORS['mnist'] = ('http://127.0.0.1:9/',); "
+            f"sys.argv = ['train_mnist.py', '--dry-run', '--out', {str(tmp_path / 'run')!r}]; "
+            "runpy.run_path('examples/train_mnist.py', run_name='__main__')")
+    import os
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300,
+                            env=dict(os.environ, NPGAN_DATA=str(tmp_path / "cache")))
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    assert err.count("warning: full MNIST is not available") == 1, err
+    message_end = "to a folder with the four MNIST IDX files.\n"
+    assert message_end in err, err
+    after = err.split(message_end, 1)[1]
+    assert "load_dataset(" not in err and "UserWarning" not in err and ".py:" not in err, err
+    assert not after.strip() or after.lstrip().startswith(("epoch", "\r")), after[:200]
