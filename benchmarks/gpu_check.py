@@ -199,19 +199,25 @@ def step_parity(check, other=("cupy", None)):
               "\n".join(lines))
 
 
-def step_syncs(check):
-    import cupyx
+def step_syncs(check, other=("cupy", None)):
+    """other: as in step_parity; off CuPy there is no allow_synchronize to watch with."""
+    import contextlib
 
     from npgan.train import TrainConfig, train
     started = time.monotonic()
-    be = npgan.get_backend("cupy", dtype="float32", seed=0)
+    be = npgan.get_backend(other[0], dtype="float32", seed=0, device=other[1])
+    if be.name == "cupy":
+        import cupyx
+        no_sync = cupyx.allow_synchronize(False)  # raises DeviceSynchronized at any sync
+    else:
+        no_sync = contextlib.nullcontext()
     G, D, opt_g, opt_d = common.make_gan(be)
     x = be.uniform(-1.0, 1.0, (64, common.PIXELS))
     npgan.train_step(G, D, opt_g, opt_d, [x], be, latent_dim=common.LATENT)   # warm-up
     be.synchronize()
     before, implicit = be.host_transfers, "none"
     try:
-        with cupyx.allow_synchronize(False):      # raises DeviceSynchronized at any sync
+        with no_sync:
             for _ in range(20):
                 npgan.train_step(G, D, opt_g, opt_d, [x], be, latent_dim=common.LATENT)
     except Exception as err:                      # cupyx.DeviceSynchronized
@@ -219,7 +225,7 @@ def step_syncs(check):
     be.synchronize()
     explicit = be.host_transfers - before
     per_step = []
-    config = TrainConfig(backend="cupy", dataset="mnist-5k", max_steps=60, log_every=20,
+    config = TrainConfig(backend=be.name, dataset="mnist-5k", max_steps=60, log_every=20,
                          out=str(check.out / "syncs"), ema=0.999)
     train(config, progress=False, on_step=lambda run: per_step.append(run.be.host_transfers))
     counts = np.diff([0] + per_step)
@@ -231,7 +237,7 @@ def step_syncs(check):
             f"training loop, 60 steps, log_every 20: host transfers seen after steps {at} "
             f"(expected [21, 41]: the reads at steps 20 and 40 show at the next step), "
             f"{int(counts.sum())} in all")
-    check.add("4. host synchronizations per step on CuPy",
+    check.add(f"4. host synchronizations per step on {be.name}",
               "ok: 0 per step outside the logging points" if ok else "FAILED",
               time.monotonic() - started, body)
 

@@ -53,3 +53,19 @@ def test_the_parity_step_on_a_cpu_stand_in(gpu_check, tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check, "one_train_step", three_times_on_the_second_side)
     gpu_check.step_parity(check, ("array-api-strict", "device1"))
     assert check.verdicts[-1][1].startswith("FAILED: D.0.W, D.0.b")
+
+
+def test_the_sync_count_step_on_a_cpu_stand_in(gpu_check, tmp_path, monkeypatch):
+    """Step 4 with device1 (it refuses implicit conversion to NumPy, as CuPy does) in
+    CuPy's place: no transfer inside train_step, one per logging interval in train."""
+    from npgan import train as train_module
+    from npgan.backend import get_backend
+    monkeypatch.setattr(train_module, "get_backend",
+                        lambda name, dtype, seed: get_backend(name, dtype=dtype, seed=seed,
+                                                              device="device1"))
+    check = gpu_check.Check(tmp_path, budget=100)
+    gpu_check.step_syncs(check, ("array-api-strict", "device1"))
+    title, verdict, _ = check.verdicts[-1]
+    assert title == "4. host synchronizations per step on array-api-strict"
+    assert verdict == "ok: 0 per step outside the logging points", check.sections[-1]
+    assert "after steps [21, 41]" in check.sections[-1]
