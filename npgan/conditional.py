@@ -27,8 +27,9 @@ class Conditional(Sequential):
 
     forward(x, labels): x (B, n) float, labels (B,) integer class indices on the same
     device. Their values are not checked here (that would be a host sync per call):
-    check them once where they enter, with check_labels, as train and generate do. Parameters keep net's names ("0.W", ...), so checkpoints,
-    EMA and gradient-norm logging treat it like any Sequential.
+    check them once where they enter, with check_labels, as train and generate do.
+    Parameters keep net's names ("0.W", ...), so checkpoints, EMA and gradient-norm
+    logging treat it like any Sequential.
     planes: None for vector mode; H * W for planes mode (x holds ch images of H * W).
     """
 

@@ -74,8 +74,8 @@ def _data_cache():
     from npgan.download import cache_dir
 
     root = cache_dir("mnist").parent
-    info = {"folder": str(root),
-            "set_by": "from NPGAN_DATA" if os.environ.get("NPGAN_DATA") else "the default; NPGAN_DATA is not set"}
+    set_by = "from NPGAN_DATA" if os.environ.get("NPGAN_DATA") else "the default; NPGAN_DATA is not set"
+    info = {"folder": str(root), "set_by": set_by}
     for name in ("mnist", "fashion-mnist"):
         info[name] = "cached" if _has_idx_files(cache_dir(name)) else "not cached"
     if _has_idx_files(DEBIAN_FASHION_MNIST):
