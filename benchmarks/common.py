@@ -17,6 +17,7 @@ except ImportError:              # a clone without `pip install -e .`: use the c
     import npgan
 from npgan.backend import host as np
 from npgan.backend import into, num_threads
+from npgan.info import blas_name, blas_threads, cpu_model
 from npgan.layers import Linear
 
 # hidden widths of G and D: the default MNIST MLP and one half / twice as wide
@@ -29,45 +30,10 @@ LATENT, PIXELS = 100, 784
 
 
 # ----------------------------------------------------------------------- the machine
-def blas_threads():
-    """(threads, where the number comes from): threadpoolctl if it is installed (it is
-    not a dependency of npgan), else the usual environment variables, else None."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-            if os.environ.get(var):
-                return int(os.environ[var]), var
-        return None, "no threadpoolctl, no *_NUM_THREADS set: BLAS uses all cores"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    if not blas:
-        return None, "threadpoolctl found no BLAS"
-    return blas[0]["num_threads"], f"threadpoolctl ({blas[0].get('internal_api')})"
-
-
 def threads_for_torch():
     """The thread count both sides use: the BLAS setting, else every core we may use."""
     n, _ = blas_threads()
     return n or num_threads()
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def blas_name():
-    try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{info.get('name')} {info.get('version', '')}".strip()
-    except Exception:  # older NumPy: show_config has no mode="dicts"
-        return "unknown (see numpy.show_config())"
 
 
 def load():

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
+from npgan.cli import plain_warnings
 from npgan.experiments import format_comparison, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.plots import image_grid, save_grid
@@ -132,6 +133,7 @@ def save_seed_grids(rows, out, title_of):
 
 
 def main(argv=None):
+    plain_warnings()
     args = parse_args(argv)
     study = STUDIES[args.study]
     names = [n for n in study if not args.only or n in args.only]

@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 
 from npgan.backend import BackendError
+from npgan.cli import plain_warnings
 from npgan.data import DataError
 from npgan.plots import plot_grad_norms
 from npgan.train import ConfigError, TrainConfig, train
 
 
 def main(argv=None):
+    plain_warnings()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--metrics", help="plot this metrics.jsonl instead of training")
     p.add_argument("--backend", default="numpy")

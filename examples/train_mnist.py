@@ -3,22 +3,29 @@
     python examples/train_mnist.py --backend numpy            # or --backend cupy
     python examples/train_mnist.py --dataset fashion-mnist --epochs 5
     python examples/train_mnist.py --dry-run                  # a few steps, for CI
+    python examples/train_mnist.py --out DIR --resume         # continue an interrupted run
 
-A thin command line over npgan.train.train: every flag is a TrainConfig field.
+A thin command line over npgan.train.train: every flag is a TrainConfig field. A
+resumed run takes its settings from the checkpoint (npgan.train.resume_config); only
+the flags typed on the command line change them, and only those that may change.
 """
 import argparse
+import dataclasses
+import shlex
 import sys
 
 from npgan.backend import BACKENDS, BackendError
 from npgan.checkpoint import CheckpointError
+from npgan.cli import plain_warnings
 from npgan.data import DATASETS, DataError
 from npgan.losses import G_LOSSES
-from npgan.train import ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted, train
+from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
+                         resume_config, train)
 
 DEFAULTS = TrainConfig()
 
 
-def parse_args(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--backend", choices=[b for b in BACKENDS if b != "array-api-strict"],
@@ -55,31 +62,57 @@ def parse_args(argv=None):
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/checkpoint.npz (or the checkpoint given)")
     p.add_argument("--dry-run", action="store_true", help="run 3 steps and stop (checks the set-up)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    """(the arguments, the names of those typed on the command line)."""
+    args = build_parser().parse_args(argv)
+    unset = object()                        # a default no command line can give
+    again = build_parser()
+    again.set_defaults(**{name: unset for name in vars(args)})
+    return args, {k for k, v in vars(again.parse_args(argv)).items() if v is not unset}
+
+
+FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def resumed_config(args, typed):
+    """The interrupted run's settings, changed only by the flags typed (see resume_config)."""
+    path = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume
+    given = {name: getattr(args, name) for name in FIELDS if name in typed}
+    config, changes, at = resume_config(path, **given)
+    if args.dry_run:
+        config = dataclasses.replace(config, log_every=1, max_steps=at["step"] + 3)
+    shown = {k: v for k, v in config.to_dict().items() if v is not None and k != "max_steps"}
+    print(f"resuming {path} at step {at['step']} ({at['epoch']} of {config.epochs} epochs done) with: "
+          + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in shown.items()))
+    for name, (old, new) in changes.items():
+        print(f"  changed: {name} {old} -> {new}")
+    return config, path
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    config = TrainConfig(
-        model=args.model, conditional=args.conditional, base_channels=args.base_channels,
-        backend=args.backend, dtype=args.dtype, dataset=args.dataset, data_dir=args.data_dir,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1,
-        latent_dim=args.latent_dim, d_steps=args.d_steps, g_loss=args.g_loss,
-        label_smoothing=args.label_smoothing, seed=args.seed, out=args.out,
-        log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
-        max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
-        eval_n=args.eval_n)
+    plain_warnings()                        # "warning: <message>", no source line under it
+    args, typed = parse_args(argv)
     resume = None
-    if args.resume is not None:
-        resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume
     try:
+        if args.resume is not None:
+            config, resume = resumed_config(args, typed)
+        else:
+            config = TrainConfig(**{name: getattr(args, name) for name in FIELDS
+                                    if hasattr(args, name)})
+            if args.dry_run:
+                config = dataclasses.replace(config, log_every=1, max_steps=3)
         summary = train(config, resume=resume)
     except (ConfigError, BackendError, DataError, CheckpointError) as err:
         sys.exit(f"error: {err}")
     except TrainingDiverged as err:
         sys.exit(f"error: {err}")
     except TrainingInterrupted as err:
-        print(f"\n{err}\nresume with: python examples/train_mnist.py --out {args.out} --resume")
+        print(f"\n{err}\nresume with: python examples/train_mnist.py "
+              f"--out {shlex.quote(str(config.out))} --resume")
         sys.exit(130)
     last = summary["last"] or {}
     print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "

@@ -1,6 +1,7 @@
 """Command line:
     python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png) [--label L]
     python -m npgan evaluate CHECKPOINT [--n 10000] [--json FILE]
+    python -m npgan info [--json]          what to send us when something is wrong
 """
 import argparse
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 from npgan.backend import BackendError
 from npgan.backend import host as np
 from npgan.checkpoint import CheckpointError
+from npgan.cli import plain_warnings
 from npgan.plots import save_grid
 from npgan.train import generate, load_generator
 
@@ -34,12 +36,21 @@ def _sample(args):
     elif config.conditional:        # every class in turn; a PNG gets one row per class
         labels = np.repeat(np.arange(G.num_classes), -(-args.n // G.num_classes))[:args.n]
         nrow = nrow or -(-args.n // G.num_classes)
+    folder = Path(args.output).parent
+    try:                                     # before sampling: a bad path fails at once
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking else err.strerror or err
+        sys.exit(f"error: cannot create the folder {folder} for {args.output}: {why}")
     images = generate(G, be, args.n, config.latent_dim, labels=labels)   # (N, P) float32
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        np.save(args.output, images)
-    else:
-        save_grid(images, args.output, nrow=nrow)
+    try:
+        if suffix == ".npy":
+            np.save(args.output, images)
+        else:
+            save_grid(images, args.output, nrow=nrow)
+    except OSError as err:
+        sys.exit(f"error: cannot write {args.output}: {err.strerror or err}")
     print(f"wrote {args.n} samples to {args.output}")
 
 
@@ -62,6 +73,12 @@ def _evaluate(args):
     if args.json:
         Path(args.json).write_text(text + "\n")
     print(text)
+
+
+def _info(args):
+    from npgan.info import collect, format_info
+    info = collect()
+    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)))
 
 
 def main(argv=None):
@@ -87,7 +104,11 @@ def main(argv=None):
     e.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.set_defaults(run=_evaluate)
+    i = commands.add_parser("info", help="versions, threads, CuPy and its GPU, the data cache")
+    i.add_argument("--json", action="store_true", help="the same as JSON")
+    i.set_defaults(run=_info)
     args = parser.parse_args(argv)
+    plain_warnings()
     try:
         args.run(args)
     except (CheckpointError, BackendError) as err:

@@ -88,6 +88,41 @@ def cupy_status() -> str | None:
     return None
 
 
+def _cuda_version(number: int) -> str:
+    """CUDA's version integer as text: 12090 -> '12.9'; 0 (no driver) -> 'none'."""
+    return "none" if number == 0 else f"{number // 1000}.{number % 1000 // 10}"
+
+
+def cupy_info() -> dict:
+    """What CuPy sees on this machine, for `python -m npgan info`. Keys: "installed";
+    then "version", "cuda_runtime", "cuda_driver"; then either "reason" (why the cupy
+    backend cannot be used) or "devices", "device", "compute_capability", "memory_gib"."""
+    try:
+        import cupy
+    except Exception as err:
+        return {"installed": False, "reason": f"{type(err).__name__}: {err}"}
+    info = {"installed": True, "version": cupy.__version__}
+    runtime = cupy.cuda.runtime
+    for key, ask in (("cuda_runtime", runtime.runtimeGetVersion),
+                     ("cuda_driver", runtime.driverGetVersion)):
+        try:
+            info[key] = _cuda_version(ask())
+        except Exception as err:   # a broken install: keep going, say what failed
+            info[key] = f"unknown ({type(err).__name__}: {err})"
+    reason = cupy_status()
+    if reason is not None:
+        info["reason"] = reason
+        return info
+    props = runtime.getDeviceProperties(0)
+    name = props["name"]
+    free, total = runtime.memGetInfo()
+    info.update(devices=runtime.getDeviceCount(),
+                device=name.decode() if isinstance(name, bytes) else str(name),
+                compute_capability=f"{props['major']}.{props['minor']}",
+                memory_gib=(round(free / 2**30, 1), round(total / 2**30, 1)))
+    return info
+
+
 # ------------------------------------------------------------------ array namespaces
 def _namespace_of(a):
     """The array namespace of one array (numpy, cupy or an Array API namespace)."""
@@ -156,7 +191,10 @@ def concat(arrays, axis=0):
 
 
 def to_numpy(a):
-    """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA)."""
+    """Copy an array of any backend to a host numpy.ndarray (a sync point on CUDA).
+    Lists, tuples and Python numbers become numpy arrays too."""
+    if isinstance(a, (list, tuple, range, bool, int, float)):
+        return numpy.asarray(a)
     xp = _namespace_of(a)
     if xp is numpy:
         return a
@@ -392,7 +430,10 @@ class Backend:
         if self.name == "numpy":
             return self.rng.permutation(n)
         if self.name == "cupy":
-            return self.xp.argsort(self.rng.random(n, dtype=self.xp.float32))
+            # argsort of random keys. float32 keys have only 2^24 values: 60,000 of
+            # them hold about 100 tied pairs, and argsort keeps each tied pair in its
+            # old order. float64 keys (53 bits) make a tie about one in 10^7 epochs.
+            return self.xp.argsort(self.rng.random(n, dtype=self.xp.float64))
         return self._from_host(self.rng.permutation(n))
 
 

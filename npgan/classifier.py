@@ -30,6 +30,7 @@ from pathlib import Path
 
 from npgan.backend import Backend, astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
+from npgan.conditional import check_labels
 from npgan.conv import Conv2d, Flatten, Reshape
 from npgan.data import iterate_batches, load_dataset, to_device
 from npgan.layers import Linear, ReLU, Sequential
@@ -142,9 +143,10 @@ def train_classifier(dataset, backend, epochs=None, seed=0, channels=(32, 64), h
     xp = be.xp
     images, labels = load_dataset(dataset, split="train") if data is None else data
     x = to_device(images, be)                                  # (N, P) in [-1, 1]
-    y = be.asarray(np.asarray(labels, dtype=np.int32))         # (N,) class indices
     side = math.isqrt(x.shape[1])
     model = build_classifier(be, channels, hidden, side=side, dropout=recipe.get("dropout", 0.0))
+    classes = model.layers[-1].out_features
+    y = be.asarray(check_labels(labels, classes).astype(np.int32))   # (N,), checked once
     opt = Adam(model.parameters(), lr=recipe["lr"])
     # We shuffle an index vector with iterate_batches, so images and labels stay paired.
     rows = be.asarray(np.arange(x.shape[0], dtype=np.int32))  # (N,)

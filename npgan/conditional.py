@@ -17,7 +17,7 @@ reference: https://arxiv.org/abs/1411.1784
 """
 from __future__ import annotations
 
-from npgan.backend import astype, concat, get_array_module
+from npgan.backend import astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
 from npgan.layers import Sequential
 
@@ -26,9 +26,10 @@ class Conditional(Sequential):
     """net([x, onehot(labels)]): a Sequential whose input is joined with a class label.
 
     forward(x, labels): x (B, n) float, labels (B,) integer class indices on the same
-    device (their values are not checked on the device: that would be a host sync;
-    see check_labels). Parameters keep net's names ("0.W", ...), so checkpoints,
-    EMA and gradient-norm logging treat it like any Sequential.
+    device. Their values are not checked here (that would be a host sync per call):
+    check them once where they enter, with check_labels, as train and generate do.
+    Parameters keep net's names ("0.W", ...), so checkpoints, EMA and gradient-norm
+    logging treat it like any Sequential.
     planes: None for vector mode; H * W for planes mode (x holds ch images of H * W).
     """
 
@@ -92,9 +93,12 @@ def random_labels(backend, n, num_classes):
 
 
 def check_labels(labels, num_classes):
-    """Host-side check of user-given labels (before they go to the device): a host
-    int64 array (N,), or ValueError naming what is wrong."""
-    labels = np.asarray(labels)
+    """Check labels where they enter, once, on the host: xp.take does no bounds check
+    on CuPy, so a label out of range would silently pick another class's row there.
+    labels: a list, host array or device array (N,) (a device array is copied to the
+    host, a sync). Returns a host int64 array (N,), or raises ValueError saying what
+    is wrong."""
+    labels = to_numpy(labels)
     integral = labels.dtype.kind in "iu" or (
         labels.dtype.kind == "f" and bool(np.all(labels == np.round(labels))))
     if labels.ndim != 1 or not integral:

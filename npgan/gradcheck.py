@@ -80,7 +80,9 @@ def numerical_grad(f, x, h=1e-6):
     xp = get_array_module(x)
     grad = xp.zeros_like(x)
     for index in _indices(x.shape):
-        old = x[index]                  # 0-d copy of the element
+        # `+ 0.0` makes a copy: on CuPy x[index] is a 0-d *view*, which the next
+        # line would change, and x - h would then be evaluated at x (half the gradient)
+        old = x[index] + 0.0
         x[index] = old + h
         f_plus = float(f())
         x[index] = old - h

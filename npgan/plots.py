@@ -9,11 +9,13 @@ import math
 from pathlib import Path
 
 from npgan.backend import host as np
+from npgan.backend import to_numpy
 
 
 def image_grid(images, nrow=None, side=28, pad=2):
-    """(N, side*side) images in [-1, 1] -> one (H, W) uint8 grid, `nrow` images a row."""
-    images = np.asarray(images, dtype=np.float32).reshape(-1, side, side)
+    """(N, side*side) images in [-1, 1] -> one (H, W) uint8 grid, `nrow` images a row.
+    images may live on any backend: a device array is copied to the host (a sync)."""
+    images = np.asarray(to_numpy(images), dtype=np.float32).reshape(-1, side, side)
     n = images.shape[0]
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)

@@ -21,17 +21,19 @@ from pathlib import Path
 
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
-from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
+from npgan.data import DATASETS, DataError, iterate_batches, load_dataset, to_device
 from npgan.gan import build_discriminator, build_generator, train_step
 from npgan.losses import G_LOSSES
 from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
 
 MODELS = ("mlp", "dcgan")
-# what must match for a checkpoint's weights to fit a model
-ARCHITECTURE_FIELDS = ("model", "conditional", "latent_dim", "g_hidden", "d_hidden",
-                       "base_channels", "dtype")
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
+# what a resumed run may change: how long, where, how often it logs and evaluates, and
+# the device (the backend: CuPy re-seeds its generator). Every other setting (data,
+# architecture, losses, optimizer, batch, seed) belongs to the run and stays.
+RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
+                     "max_steps", "backend")
 
 
 class ConfigError(ValueError):
@@ -137,6 +139,55 @@ def _check_writable(folder: Path):
         raise ConfigError(f"cannot write to the output folder {folder}: {err}") from err
 
 
+def _checked_labels(labels, config):
+    """The data set's labels as host int64 (N,), or DataError if one is not a class."""
+    from npgan.conditional import check_labels
+    try:
+        return check_labels(labels, NUM_CLASSES)
+    except ValueError as err:
+        raise DataError(f"{config.data_dir or config.dataset}: {err}; a conditional GAN "
+                        f"needs labels that are classes 0..{NUM_CLASSES - 1}") from None
+
+
+def _saved_settings(ck) -> dict:
+    """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
+    older checkpoint lacks has its default."""
+    return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
+
+
+def resume_config(checkpoint, **given):
+    """The config that continues the run saved in `checkpoint`: every setting as the
+    run had it, except the ones given here, which must be in RESUME_CHANGEABLE (or
+    equal to the saved value). `out` defaults to the checkpoint's folder, and
+    `max_steps` (a stop for one invocation) is not inherited.
+
+    Returns (config, changes, position): changes = {field: (saved, given)} of the
+    accepted changes, position = {"step": ..., "epoch": ...} of the checkpoint.
+    Raises ConfigError, one line, naming every setting that cannot change mid-run.
+    """
+    path = Path(checkpoint)
+    ck = load_checkpoint(path)
+    saved = _saved_settings(ck)
+    saved.update(out=str(path.parent), max_steps=None)
+    unknown = sorted(set(given) - set(saved))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    if given.get("out") is not None:
+        given["out"] = str(Path(given["out"]))                   # "runs/x/" is "runs/x"
+    fresh = TrainConfig(**given).to_dict()                       # lists, like saved
+    changes = {k: (saved[k], fresh[k]) for k in given if fresh[k] != saved[k]}
+    refused = [f"{k}={new!r} (the run has {old!r})" for k, (old, new) in changes.items()
+               if k not in RESUME_CHANGEABLE]
+    if refused:
+        raise ConfigError(
+            f"cannot resume {path} with {', '.join(refused)}: a resumed run keeps its data, "
+            f"model, losses and optimizer, and may change only {', '.join(RESUME_CHANGEABLE)}; "
+            f"start a new run (another --out) to change the others")
+    merged = dict(saved, **{k: fresh[k] for k in given})
+    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+    return config, changes, {"step": ck.meta["step"], "epoch": ck.meta["epoch"]}
+
+
 def build_models(config: TrainConfig, be):
     """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
     c = NUM_CLASSES if config.conditional else 0
@@ -163,16 +214,18 @@ class _Run:
     def __init__(self, config: TrainConfig, resume=None):
         config.validate()
         self.config, self.out = config, Path(config.out)
-        _check_writable(self.out)
+        # the backend first: an unusable one (CuPy without a driver) fails before we write
         self.be = be = get_backend(config.backend, dtype=config.dtype, seed=config.seed)
+        _check_writable(self.out)
         images, labels = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
         if config.batch_size * config.d_steps > images.shape[0]:
             raise ConfigError(
                 f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
                 f"the {images.shape[0]} training images of {config.dataset!r}")
         self.x = to_device(images, be)                  # (N, P): the whole set, once
-        # the classes go too, for a conditional GAN: (N,) int64, also once
-        self.y = be.asarray(labels.astype("int64")) if config.conditional else None
+        # the classes go too, for a conditional GAN: (N,) int64, also once, checked
+        # here because the device does not check them (xp.take wraps on CuPy)
+        self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
         self.G, self.D = build_models(config, be)
         betas = (config.beta1, 0.999)
         self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
@@ -196,14 +249,15 @@ class _Run:
 
     def _resume(self, path):
         ck = load_checkpoint(path)
-        saved = ck.config
+        saved = _saved_settings(ck)
         mine = self.config.to_dict()
-        for field in ARCHITECTURE_FIELDS:
-            if saved.get(field, getattr(DEFAULTS, field)) != mine[field]:  # older files lack new fields
+        for field in saved:
+            if field not in RESUME_CHANGEABLE and saved[field] != mine[field]:
                 from npgan.checkpoint import CheckpointError
                 raise CheckpointError(
-                    f"{path} was saved with {field}={saved.get(field)!r}, but this run has "
-                    f"{field}={mine[field]!r}; use the same settings to resume")
+                    f"{path} was saved with {field}={saved[field]!r}, but this run has "
+                    f"{field}={mine[field]!r}; use the same settings to resume "
+                    f"(resume_config takes them from the checkpoint)")
         ck.restore_model("G", self.G, self.be)
         ck.restore_model("D", self.D, self.be)
         if self.ema is not None:
@@ -211,8 +265,9 @@ class _Run:
             self.ema.updates = ck.meta["step"]              # one EMA update per step
         ck.restore_optimizer("opt_g", self.opt_g, self.be)
         ck.restore_optimizer("opt_d", self.opt_d, self.be)
-        self.fixed_z = self.be.asarray(ck.extra("fixed_z"))
-        order = ck.extra("order")
+        # shapes from the model built from the config: checked before the data are read
+        self.fixed_z = self.be.asarray(ck.extra("fixed_z", self.fixed_z.shape, self.config.dtype))
+        order = ck.extra("order", (self.x.shape[0],))
         self.order = None if order is None else self.be.asarray(order)
         m = ck.meta
         self.step, self.epoch, self.batch = m["step"], m["epoch"], m["batch"]

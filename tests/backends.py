@@ -1,21 +1,26 @@
 """The backends every layer and GAN test runs on (imported by the test modules).
 
 A backend "spec" is (name, device). CuPy cases are skipped, with the reason CuPy gave,
-when no CUDA device is usable; they really run where there is one. array-api-strict
+when no CUDA device is usable; they really run where there is one. With
+NPGAN_REQUIRE_CUDA=1 (benchmarks/gpu_check.py sets it) they never skip: on a machine
+without a usable device they fail with the backend's error instead. array-api-strict
 stands in for a GPU on CPU-only machines: its 'device1' refuses any conversion to NumPy
 (like CuPy), and its 'no_float64' device has no float64 at all.
 """
+import os
+
 import numpy as np
 import pytest
 
 from npgan.backend import cupy_status, get_backend, to_numpy
 
 _CUPY_REASON = cupy_status()
+_REQUIRE_CUDA = os.environ.get("NPGAN_REQUIRE_CUDA") == "1"
 
 
 def _spec_param(name, device=None):
     marks = []
-    if name == "cupy" and _CUPY_REASON is not None:
+    if name == "cupy" and _CUPY_REASON is not None and not _REQUIRE_CUDA:
         marks.append(pytest.mark.skip(reason=f"CuPy backend not usable here: {_CUPY_REASON}"))
     label = name if device is None else f"{name}:{device}"
     return pytest.param((name, device), id=label, marks=marks)

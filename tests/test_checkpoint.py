@@ -95,3 +95,81 @@ def test_bad_files_give_clear_errors(tmp_path, content, message):
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
+
+
+def rewrite_entry(src, dst, key, shape, data=None):
+    """A copy of checkpoint `src` whose entry `key` declares `shape` (float32) in its
+    .npy header; its data are `data` (raw bytes), or the old bytes if None."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            raw = zin.read(info.filename)
+            if info.filename == key + ".npy":
+                header = io.BytesIO()
+                np.lib.format.write_array_header_1_0(
+                    header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                old = io.BytesIO(raw)
+                np.lib.format.read_magic(old)
+                np.lib.format.read_array_header_1_0(old)
+                raw = header.getvalue() + (raw[old.tell():] if data is None else data)
+            zout.writestr(info, raw)
+    return dst
+
+
+def test_an_enormous_declared_shape_is_refused_before_any_data_is_read(tmp_path):
+    be = get_backend("numpy")
+    G, D = models(be)
+    good = save(tmp_path / "ck.npz", be, G, D, Adam(G.parameters()))
+    bad = rewrite_entry(good, tmp_path / "bad.npz", "G/0.W", (100000, 100000))
+    with pytest.raises(CheckpointError, match=r"G/0.W is declared as float32 \(100000, 100000\) "
+                                              r"\(40000000000 bytes\), but the file holds 128"):
+        load_checkpoint(bad)
+
+
+def test_a_header_that_disagrees_with_the_model_is_refused_before_reading(tmp_path, monkeypatch):
+    """A consistent entry (header and data agree) of the wrong shape: the model built
+    from the config needs (8, 4); the file says (16, 4). Refused from the header alone."""
+    be = get_backend("numpy")
+    G, D = models(be)
+    good = save(tmp_path / "ck.npz", be, G, D, Adam(G.parameters()))
+    bad = rewrite_entry(good, tmp_path / "bad.npz", "G/0.W", (16, 4),
+                        data=np.ones((16, 4), np.float32).tobytes())
+    ck = load_checkpoint(bad)
+    reads = []
+    monkeypatch.setattr(type(ck.arrays), "__getitem__", lambda self, key: reads.append(key))
+    G2, _ = models(get_backend("numpy", seed=1))
+    with pytest.raises(CheckpointError, match=r"G/0.W is declared as float32 \(16, 4\), but the "
+                                              r"model built from the checkpoint's config needs "
+                                              r"float32 \(8, 4\)"):
+        ck.restore_model("G", G2, be)
+    assert reads == []                                     # not one array was read
+    with pytest.raises(CheckpointError, match=r"extra/fixed_z is declared as float32 \(2, 4\), "
+                                              r"but .* needs shape \(3, 4\)"):
+        ck.extra("fixed_z", shape=(3, 4))
+
+
+def test_sample_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
+    """The command a user runs, with 4 GiB of address space: before the fix it tried
+    to allocate 37 GiB and ended in a MemoryError traceback."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from npgan.train import TrainConfig, train
+    train(TrainConfig(dataset="mnist-5k", max_steps=1, out=str(tmp_path / "run")), progress=False)
+    bad = rewrite_entry(tmp_path / "run" / "checkpoint.npz", tmp_path / "bad.npz", "G/0.W",
+                        (100000, 100000))
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    result = subprocess.run([sys.executable, "-m", "npgan", "sample", str(bad), "-n", "4",
+                             "-o", str(tmp_path / "x.npy")], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120,
+                            preexec_fn=limit_memory)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert result.stderr.startswith(f"error: {bad}: G/0.W is declared as float32 (100000, 100000)")
+    assert not (tmp_path / "x.npy").exists()

@@ -115,6 +115,21 @@ def test_bad_labels_get_clear_errors():
     assert balanced_labels(6, C).tolist() == [0, 1, 2, 3, 0, 1]
 
 
+def test_host_helpers_take_device_arrays():
+    """check_labels and the image grid run on the host, and are given device arrays
+    (CuPy's refuse np.asarray): array-api-strict's device1 refuses it the same way."""
+    from npgan.plots import image_grid
+    be = make_backend(("array-api-strict", "device1"), seed=0)
+    labels = labels_on(be, [3, 0, 2])
+    with pytest.raises(RuntimeError):
+        np.asarray(labels)                                 # control: like CuPy, no implicit copy
+    assert check_labels(labels, C).tolist() == [3, 0, 2]
+    with pytest.raises(ValueError, match=r"in 0\.\.3, got 7"):
+        check_labels(labels_on(be, [1, 7]), C)
+    images = be.uniform(-1.0, 1.0, (5, 784))
+    np.testing.assert_array_equal(image_grid(images, nrow=3), image_grid(host(images), nrow=3))
+
+
 def test_random_labels_cover_every_class_evenly():
     be = make_backend(("numpy", None), seed=1)
     labels = host(random_labels(be, 8000, 10))

@@ -103,3 +103,92 @@ def test_toy_2d_and_saturation_examples_write_their_figures(tmp_path):
     sat = run("examples/saturation.py", "--out", str(tmp_path / "sat.png"))
     assert sat.returncode == 0, sat.stderr
     assert (tmp_path / "sat.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_into_a_missing_folder_creates_it_and_a_bad_path_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    assert run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run",
+               "--out", str(out)).returncode == 0
+    ck = str(out / "checkpoint.npz")
+    made = run("-m", "npgan", "sample", ck, "-n", "4", "-o", "missing/folder/x.npy", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert np.load(tmp_path / "missing" / "folder" / "x.npy").shape == (4, 784)
+    (tmp_path / "a_file").write_text("not a folder")
+    for output in ("a_file/folder/x.npy", "a_file/x.png"):
+        bad = run("-m", "npgan", "sample", ck, "-n", "4", "-o", output, cwd=tmp_path)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+        assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: cannot "), bad.stderr
+        assert output in bad.stderr and "a_file is a file, not a folder" in bad.stderr
+
+
+def test_ctrl_c_then_the_printed_hint_typed_literally_ends_bit_identical(tmp_path):
+    """The hint Ctrl-C prints, run as printed, continues the interrupted run (its data
+    set and epochs, not the command line's defaults) and ends with the same weights,
+    Adam moments and EMA as a run that was never interrupted."""
+    import shlex
+    import signal
+    import time
+    flags = ["--dataset", "mnist-5k", "--epochs", "3", "--batch-size", "500", "--seed", "7",
+             "--log-every", "4"]
+    full = run("examples/train_mnist.py", *flags, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "examples/train_mnist.py", *flags, "--out", str(cut)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (cut / "samples" / "epoch_0001.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)                          # Ctrl-C in epoch 2
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 130, (stdout, stderr)
+    hint = [line for line in stdout.splitlines() if line.startswith("resume with: ")]
+    assert len(hint) == 1, stdout
+    argv = shlex.split(hint[0][len("resume with: "):])
+    assert argv[0] == "python"
+    resumed = run(*argv[1:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "dataset=mnist-5k" in resumed.stdout and "epochs=3 " in resumed.stdout
+    assert "changed:" not in resumed.stdout
+    with np.load(tmp_path / "full" / "checkpoint.npz") as a, np.load(cut / "checkpoint.npz") as b:
+        arrays = [k for k in a.files if k.split("/")[0] in ("G", "D", "G_ema", "opt_g", "opt_d")]
+        assert len(arrays) > 30 and sorted(a.files) == sorted(b.files)
+        for k in arrays:
+            assert np.array_equal(a[k], b[k]), k
+
+
+def test_a_resume_refuses_settings_that_cannot_change_and_accepts_more_epochs(tmp_path):
+    out = tmp_path / "run"
+    assert run("examples/train_mnist.py", "--dataset", "mnist-5k", "--epochs", "1",
+               "--batch-size", "500", "--out", str(out)).returncode == 0
+    bad = run("examples/train_mnist.py", "--out", str(out), "--resume", "--dataset", "mnist",
+              "--g-loss", "minimax", "--epochs", "2")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1, bad.stderr
+    assert "dataset='mnist' (the run has 'mnist-5k'), g_loss='minimax' (the run has " \
+           "'non-saturating')" in bad.stderr and "may change only epochs" in bad.stderr
+    more = run("examples/train_mnist.py", "--out", str(out), "--resume", "--epochs", "2")
+    assert more.returncode == 0, more.stderr
+    assert "resuming" in more.stdout and "(1 of 2 epochs done)" in more.stdout
+    assert "changed: epochs 1 -> 2" in more.stdout and "done: 18 steps, 2 epochs" in more.stdout
+
+
+def test_the_offline_fallback_is_announced_by_its_message_alone(tmp_path):
+    """No network (the MNIST mirror is a closed port): train_mnist.py says it falls back
+    to MNIST-5k in one warning, without the file, line and line of npgan's source
+    that Python's default warning format prints under it."""
+    code = ("import runpy, sys; from npgan import download; "
+            "download.MIRRORS['mnist'] = ('http://127.0.0.1:9/',); "
+            f"sys.argv = ['train_mnist.py', '--dry-run', '--out', {str(tmp_path / 'run')!r}]; "
+            "runpy.run_path('examples/train_mnist.py', run_name='__main__')")
+    import os
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300,
+                            env=dict(os.environ, NPGAN_DATA=str(tmp_path / "cache")))
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    assert err.count("warning: full MNIST is not available") == 1, err
+    message_end = "to a folder with the four MNIST IDX files.\n"
+    assert message_end in err, err
+    after = err.split(message_end, 1)[1]
+    assert "load_dataset(" not in err and "UserWarning" not in err and ".py:" not in err, err
+    assert not after.strip() or after.lstrip().startswith(("epoch", "\r")), after[:200]

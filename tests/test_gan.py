@@ -180,10 +180,22 @@ def test_same_seed_same_backend_same_numbers(spec):
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
 
 
-@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if s.values[0][0] != "numpy"])
-def test_gan_step_matches_numpy_reference(spec):
-    """Backend parity: the same parameters, data and noise give the same step on every
-    backend as on NumPy (random generators differ between backends, so we copy)."""
+def one_step(b, G, D, x, z_d, z_g, optimizer=None):
+    """d_step then g_step on backend b: the statistics, D's gradients (from the
+    D-update), G's gradients (from the G-update) and the parameters after both."""
+    optimizer = optimizer or adam
+    opt_g, opt_d = optimizer(G), optimizer(D)
+    stats = d_step(G, D, opt_d, b.asarray(x), b.asarray(z_d))
+    d_grads = [host(p.grad).copy() for p in D.parameters()]
+    stats.update(g_step(G, D, opt_g, b.asarray(z_g)))
+    g_grads = [host(p.grad).copy() for p in G.parameters()]
+    return dict(stats=np.array([host(v) for v in stats.values()]), grads=d_grads + g_grads,
+                params=snapshot(G) + snapshot(D))
+
+
+def parity_inputs(spec, optimizer=None):
+    """The same parameters, images and noise on NumPy and on `spec` (random generators
+    differ between backends, so we copy), and one step on each."""
     ref_be, be = get_backend("numpy", seed=0), make_backend(spec, "float32", seed=0)
     (G0, D0), (G1, D1) = tiny_gan(ref_be), tiny_gan(be)
     copy_params(G0, G1, be)
@@ -192,13 +204,42 @@ def test_gan_step_matches_numpy_reference(spec):
     x, z_d, z_g = (rng.uniform(-1, 1, (8, P)).astype(np.float32),
                    rng.standard_normal((8, Z)).astype(np.float32),
                    rng.standard_normal((8, Z)).astype(np.float32))
-    results = []
-    for b, G, D in [(ref_be, G0, D0), (be, G1, D1)]:
-        opt_g, opt_d = adam(G), adam(D)
-        stats = d_step(G, D, opt_d, b.asarray(x), b.asarray(z_d))
-        stats.update(g_step(G, D, opt_g, b.asarray(z_g)))
-        results.append(([host(v) for v in stats.values()], snapshot(G) + snapshot(D)))
-    (s0, p0), (s1, p1) = results
-    np.testing.assert_allclose(np.array(s1), np.array(s0), rtol=1e-5, atol=1e-6)
-    for a, b in zip(p1, p0):
+    return (one_step(ref_be, G0, D0, x, z_d, z_g),
+            one_step(be, G1, D1, x, z_d, z_g, optimizer))
+
+
+def assert_same_step(ref, got):
+    """Statistics, every gradient and its norm, then the parameters. Adam's first step
+    is about lr * sign(g): the parameters alone would not see a gradient of 3x its size."""
+    np.testing.assert_allclose(got["stats"], ref["stats"], rtol=1e-5, atol=1e-6)
+    for i, (a, b) in enumerate(zip(got["grads"], ref["grads"])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"gradient {i}")
+        np.testing.assert_allclose(np.linalg.norm(a), np.linalg.norm(b), rtol=1e-4,
+                                   err_msg=f"norm of gradient {i}")
+    for a, b in zip(got["params"], ref["params"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if s.values[0][0] != "numpy"])
+def test_gan_step_matches_numpy_reference(spec):
+    """Backend parity: the same parameters, data and noise give the same gradients and
+    the same step on every backend as on NumPy."""
+    assert_same_step(*parity_inputs(spec))
+
+
+def test_parity_sees_a_wrong_gradient_size_that_the_parameters_hide():
+    """Control: a 'backend' whose gradients are 3x too big (an Adam that scales them
+    before stepping). After one Adam step its parameters agree with NumPy's; the
+    gradient comparison is what catches it."""
+    class ThreeTimes(Adam):
+        def step(self):
+            for p in self.params:
+                p.grad *= 3.0
+            super().step()
+
+    ref, wrong = parity_inputs(("numpy", None), lambda m: ThreeTimes(m.parameters(), lr=2e-4,
+                                                                      betas=(0.5, 0.999)))
+    for a, b in zip(wrong["params"], ref["params"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)      # blind to the 3x
+    with pytest.raises(AssertionError, match="gradient 0"):
+        assert_same_step(ref, wrong)

@@ -42,3 +42,29 @@ def test_rel_error_is_symmetric_and_bounded():
     err = rel_error(a, b)
     np.testing.assert_allclose(err, rel_error(b, a))
     assert err[0] == 0 and err[2] == 1.0 and np.all(err <= 1.0)
+
+
+class ScalarViews(np.ndarray):
+    """A NumPy array that indexes like CuPy: x[i, j] is a 0-d *view* of the element
+    (NumPy returns a copy), so writing x[i, j] changes what x[i, j] returned."""
+
+    def __getitem__(self, index):
+        if isinstance(index, tuple) and len(index) == self.ndim and \
+                all(isinstance(i, int) for i in index):
+            return super().__getitem__(index + (Ellipsis,))     # a 0-d view, as on CuPy
+        return super().__getitem__(index)
+
+
+def test_numerical_grad_is_right_when_indexing_returns_a_view():
+    """On CuPy every numerical gradient came out at half its value: the 'old' value was
+    a view, so x - h was evaluated at x. The emulated array shows the view really
+    aliases (the control), and numerical_grad must still get 3 x^2."""
+    x = np.random.default_rng(0).standard_normal((3, 2)).view(ScalarViews)
+    kept = np.asarray(x).copy()
+    element = x[1, 0]
+    x[1, 0] = 5.0
+    assert float(element) == 5.0                 # control: a view, like CuPy's
+    x[1, 0] = kept[1, 0]
+    grad = numerical_grad(lambda: np.sum(x ** 3), x)
+    np.testing.assert_allclose(np.asarray(grad), 3 * kept ** 2, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(x), kept)

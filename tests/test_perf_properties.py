@@ -337,15 +337,38 @@ def test_map_blocks_equals_one_call_per_array(threads, n_threads):
         map_blocks(fails, [(np.zeros(5000, np.float32),)], block=1000)
 
 
-def test_adam_is_bit_identical_with_one_or_two_threads(threads):
+def test_adam_is_bit_identical_with_one_or_two_threads(threads, monkeypatch):
+    """The MNIST GAN's big weights (1024 x 784 = 802,816 elements) are cut into blocks
+    of 65,536 and shared by two threads; the result must not change by one bit. We
+    watch the update's calls to check that arrays really were split and shared."""
+    import threading
+
+    from npgan import optim
+    calls = []
+
+    def watched_map_blocks(fn, groups, **kwargs):
+        def watched(*arrays):
+            calls.append((threading.get_ident(), arrays[0].size))
+            fn(*arrays)
+        return map_blocks(watched, groups, **kwargs)
+
+    monkeypatch.setattr(optim, "map_blocks", watched_map_blocks)
     results = []
     for n_threads in (1, 2):
         threads(n_threads)
+        calls.clear()
         be = get_backend("numpy", dtype="float32", seed=10)
-        G, D, opt_g, opt_d = small_gan(be)
-        for _ in range(3):
+        G, D, opt_g, opt_d = mnist_gan(be)
+        for _ in range(2):
             train_step(G, D, opt_g, opt_d, [be.uniform(-1.0, 1.0, (8, P))], be, latent_dim=Z)
         results.append([p.data.copy() for p in G.parameters() + D.parameters()])
+        n_params = len(G.parameters() + D.parameters())
+        if n_threads == 1:
+            assert len(calls) == 2 * n_params                      # whole arrays, one thread
+        else:
+            assert len(calls) > 2 * n_params + 20, len(calls)      # blocks of the big ones
+            assert max(size for _, size in calls) <= 1 << 16
+            assert len({ident for ident, _ in calls}) == 2         # both threads worked
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -9,6 +9,7 @@ import pytest
 from npgan import train as train_module
 from npgan.backend import get_backend
 from npgan.checkpoint import CheckpointError, load_checkpoint
+from npgan.data import DataError
 from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
                          generate, load_generator, train)
 
@@ -116,6 +117,28 @@ def test_resume_refuses_another_architecture(tmp_path):
               progress=False)
 
 
+def test_conditional_labels_are_checked_where_they_enter(tmp_path):
+    """A data folder whose labels are not classes 0..9: CuPy's take would silently wrap
+    label 12 to class 2 (NumPy's raises deep in a step). One DataError, before any step."""
+    from tests.test_data import NAMES, idx_bytes, write_folder
+    folder = tmp_path / "data"
+    write_folder(folder, n_train=70)
+    labels = np.arange(70, dtype=np.uint8) % 10
+    labels[33] = 12
+    (folder / NAMES["train_labels"]).write_bytes(idx_bytes(labels))
+    steps = []
+    with pytest.raises(DataError, match=r"data: class labels must be in 0\.\.9, got 12; a "
+                                         r"conditional GAN needs labels that are classes 0\.\.9"):
+        train(tiny(tmp_path, dataset="mnist", data_dir=str(folder), conditional=True,
+                   batch_size=7), on_step=steps.append, progress=False)
+    assert steps == []
+    labels[33] = 3                                      # control: valid labels train
+    (folder / NAMES["train_labels"]).write_bytes(idx_bytes(labels))
+    summary = train(tiny(tmp_path, dataset="mnist", data_dir=str(folder), conditional=True,
+                         batch_size=7, epochs=1), progress=False)
+    assert summary["steps"] == 10
+
+
 def test_the_loop_reads_the_device_only_at_logging_points(tmp_path, monkeypatch):
     """On array-api-strict's device1 (which, like CuPy, refuses implicit conversion to
     NumPy) the whole loop runs, and host transfers happen only when it logs."""
@@ -198,4 +221,36 @@ def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
     with pytest.raises(CheckpointError, match="saved with conditional=True, but this run has "
                                               "conditional=False"):
         train(tiny(tmp_path / "a"), resume=tmp_path / "a" / "run" / "checkpoint.npz",
+              progress=False)
+
+
+def test_resume_config_takes_the_runs_settings_and_only_changeable_changes(tmp_path):
+    from npgan.train import resume_config
+    first = train(tiny(tmp_path, max_steps=45, g_loss="minimax", label_smoothing=0.0),
+                  progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    config, changes, at = resume_config(checkpoint)
+    assert (config.g_loss, config.label_smoothing, config.g_hidden, config.epochs) == \
+        ("minimax", 0.0, (16,), 2)
+    assert config.max_steps is None and config.out == str(tmp_path / "run") and changes == {}
+    assert at == {"step": 45, "epoch": 0}
+    config, changes, _ = resume_config(checkpoint, epochs=3, g_loss="minimax", backend="numpy")
+    assert config.epochs == 3 and changes == {"epochs": (2, 3)}
+    with pytest.raises(ConfigError, match=r"with dataset='mnist' \(the run has 'mnist-5k'\), "
+                                          r"batch_size=32 \(the run has 64\): a resumed run keeps"):
+        resume_config(checkpoint, dataset="mnist", batch_size=32, epochs=5)
+    resumed = train(resume_config(checkpoint)[0], resume=checkpoint, progress=False)
+    full = train(tiny(tmp_path / "full", g_loss="minimax", label_smoothing=0.0), progress=False)
+    assert first["steps"] == 45 and resumed["steps"] == full["steps"]
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_config_whose_losses_differ(tmp_path):
+    """Not only the architecture: a library caller resuming with another G loss (or
+    data set, batch size, optimizer setting) would silently change the run."""
+    train(tiny(tmp_path, max_steps=3), progress=False)
+    with pytest.raises(CheckpointError, match=r"saved with g_loss='non-saturating', but this run "
+                                              r"has g_loss='minimax'"):
+        train(tiny(tmp_path, g_loss="minimax"), resume=tmp_path / "run" / "checkpoint.npz",
               progress=False)
