@@ -44,8 +44,7 @@ def draw(ax, x, p, snap, legend=False):
         ax.plot([zq, gx], [Z_LINE, X_LINE], color="0.45", lw=0.6)
     ax.axhline(Z_LINE, color="k", lw=0.8)
     ax.axhline(X_LINE, color="k", lw=0.8)
-    ax.text(LIM - 0.25, Z_LINE - 0.1, "z", fontsize=8)
-    ax.text(LIM - 0.25, X_LINE + 0.03, "x", fontsize=8)
+    ax.text(-LIM + 0.1, Z_LINE - 0.1, "z", fontsize=8)             # below the z line
     ax.set_xlim(-LIM, LIM)
     ax.set_ylim(Z_LINE - 0.12, 1.3)       # a collapsed G's spike is cut off at the top
     ax.set_yticks([0.0, 0.5, 1.0])
@@ -108,8 +107,10 @@ def main(argv=None):
           f"{last['jsd']:.4f} at step {last['step']} (the KDE of 5,000 real samples gives "
           f"{floor:.4f}); D on the central 98% of the data: [{last['d_min']:.3f}, {last['d_max']:.3f}]")
 
-    # the static figure: frames spread over the run, first and last included
-    picks = sorted({round(i * (len(snaps) - 1) / (args.panels - 1)) for i in range(args.panels)})
+    # the static figure: the first frame, then frames spaced geometrically up to the
+    # last one (G moves most at the start): with 41 snapshots and 5 panels, 0 1 3 12 40
+    last_i = len(snaps) - 1
+    picks = sorted({0} | {round(last_i ** (i / (args.panels - 2))) for i in range(args.panels - 1)})
     fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks), 2.6), squeeze=False)
     for ax, i in zip(axes[0], picks):
         draw(ax, x, p, snaps[i], legend=ax is axes[0, 0])

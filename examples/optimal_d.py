@@ -71,7 +71,7 @@ def draw(ax, r, p_data, p_g):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=6000, help="D-updates per pair")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--hidden", type=int, default=64, help="width of D's two hidden layers")
     parser.add_argument("--mc-samples", type=int, default=400_000,
                         help="samples of each density for the Monte Carlo V(D, G)")
@@ -101,7 +101,7 @@ def main(argv=None):
               f"{r['v_mc']:8.4f} {r['v_theory']:10.4f} {diff:+8.4f} | {r['v_integral']:14.4f}",
               flush=True)
         draw(axes[0, i], r, p_data, p_g)
-    axes[0, 0].legend(fontsize=6, loc="center left")
+    axes[0, 0].legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     fig.savefig(out / "optimal_d.png", dpi=90)
     print(f"targets (max |D - D*| < {D_TARGET} over the central {MASS:.0%} of the combined mass, "

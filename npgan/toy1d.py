@@ -12,7 +12,7 @@ As in npgan.toy, the GAN works in units where the data fit inside Tanh's range:
 D sees x / SCALE, and G's outputs are multiplied by SCALE.
 docs/theory.md derives each formula beside the function that checks it.
 
-    D = train_d(Mixture1D([-1.5, 1.5], [0.5, 0.5]), gaussian(0.0, 1.0), steps=3000)
+    D, be = train_d(Mixture1D([-1.5, 1.5], [0.5, 0.5]), gaussian(0.0, 1.2), steps=6000)
     G, D, history = train_1d(gaussian(1.5, 0.5), steps=2000)    # Figure 1, made live
 reference: https://arxiv.org/abs/1406.2661 (Proposition 1, Theorem 1, Figure 1)
 """
@@ -78,7 +78,7 @@ class Mixture1D:
         return self.quantile(0.5 * (1.0 - mass)), self.quantile(0.5 * (1.0 + mass))
 
     def span(self, width=8.0):
-        """An interval outside which every component has less than `width` std left."""
+        """(min_k mu_k - width s_k, max_k mu_k + width s_k): every component, to `width` std."""
         return (float(np.min(self.means - width * self.stds)),
                 float(np.max(self.means + width * self.stds)))
 
@@ -260,7 +260,6 @@ def eval_grid(p_data, n=4001):
     return np.linspace(min(lo, -SCALE - 1.0), max(hi, SCALE + 1.0), n)
 
 
-
 def _backend(backend, seed):
     return backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
 
@@ -270,7 +269,7 @@ def _cosine(lr, step, steps, floor=0.01):
     return lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * step / steps)))
 
 
-def train_d(p_data, p_g, steps=3000, seed=0, backend="numpy", batch_size=512, hidden=64,
+def train_d(p_data, p_g, steps=6000, seed=0, backend="numpy", batch_size=2048, hidden=64,
             lr=2e-3, betas=(0.5, 0.999)):
     """Train D alone against a fixed Gaussian G (affine_generator(p_g)); return D, be.
 
