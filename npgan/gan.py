@@ -55,6 +55,17 @@ def _mean(a):
     return xp.mean(a)
 
 
+def _per_sample_norm(dx, batch):
+    """mean_i ||d loss_i / d x_i||: the batch mean of each sample's own gradient norm.
+
+    dx = dL/dx for L = mean_i loss_i, so row i is (d loss_i / d x_i) / B and we multiply
+    by B: the number does not depend on the batch size. dx: (B, ...) -> a 0-d array.
+    """
+    xp = get_array_module(dx)
+    flat = xp.reshape(dx, (batch, -1))                             # (B, P)
+    return xp.mean(xp.sqrt(xp.sum(flat * flat, axis=1))) * batch   # 0-d
+
+
 def _fraction(mask, dtype):
     xp = get_array_module(mask)
     return xp.mean(astype(mask, dtype))
@@ -98,6 +109,8 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None):
 
     z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))).
     labels: (B,) classes for a conditional GAN; G makes them and D judges them as such.
+    Returns 0-d device arrays: loss_g, d_fake_g (mean D(G(z))), and dx_fake_norm, the
+    batch mean of ||d loss_i / d x_fake_i||, the gradient that reaches G's output.
     """
     loss_fn = get_g_loss(g_loss)
     G.zero_grad()
@@ -107,9 +120,12 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None):
     # the gradient crosses D here: dL/dx_fake = dL/dlogits * dlogits/dx_fake.
     # param_grads=False: D is frozen, so we compute only its input gradient.
     dx_fake = D.backward(dlogits, param_grads=False)   # (B, 1) -> (B, P)
+    # how loud D's feedback is: the size of the signal that reaches G's output
+    dx_fake_norm = _per_sample_norm(dx_fake, logits.shape[0])
     G.backward(dx_fake, input_grad=False)              # fills G's grads (z needs no dz)
     opt_g.step()                                       # only G moves
-    return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits))}
+    return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits)),
+            "dx_fake_norm": dx_fake_norm}
 
 
 def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,

@@ -116,3 +116,37 @@ def plot_grad_norms(records, path, weights_only=True):
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def plot_d_at_half(records, path):
+    """The notes' sign and warning, measured: D's accuracy and the gradient G receives.
+
+    records: metrics.jsonl records with acc_real, acc_fake (D's accuracy on each batch,
+    before its update) and dx_fake_norm (the batch mean of ||d loss_i / d x_fake_i||,
+    the gradient that reaches G's output; see npgan.gan.g_step). Top: the two
+    accuracies against the 50% that D* = 1/2 would give; bottom: the gradient's norm.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = [r for r in records if "dx_fake_norm" in r]
+    if not records:
+        raise ValueError("no dx_fake_norm in these records: they come from a run made "
+                         "before g_step reported it; train again to record it")
+    steps = [r["step"] for r in records]
+    fig = Figure(figsize=(8, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    top.plot(steps, [r["acc_real"] for r in records], lw=1, label="D's accuracy on real images")
+    top.plot(steps, [r["acc_fake"] for r in records], lw=1, label="D's accuracy on fakes")
+    top.axhline(0.5, color="k", ls=":", lw=1, label="50%: D = 1/2, a coin toss")
+    top.set_ylim(-0.02, 1.02)
+    top.set_ylabel("accuracy")
+    top.legend(fontsize=7, loc="lower right")
+    bottom.plot(steps, [r["dx_fake_norm"] for r in records], color="C3", lw=1)
+    bottom.set_ylabel("mean ||dL/dx_fake||")
+    bottom.set_xlabel("step")
+    bottom.set_title("the gradient that reaches G's output (per sample, batch mean)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)

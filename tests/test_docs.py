@@ -44,6 +44,19 @@ def test_there_are_docs_with_references():
     assert ("npgan/layers.py", "Linear.backward") in refs
 
 
+def test_the_theory_doc_ties_each_result_to_a_check():
+    """docs/theory.md: every derivation step names the function that checks it, and
+    the three figures it is built around are shown."""
+    theory = ROOT / "docs" / "theory.md"
+    assert theory in DOCS
+    refs = references(theory)
+    for name in ("optimal_d", "jsd", "value_at_optimum", "train_d", "game_value", "kde"):
+        assert ("npgan/toy1d.py", name) in refs, name
+    assert sum(rel == "tests/test_toy1d.py" for rel, _ in refs) >= 4
+    shown = IMAGE.findall(theory.read_text(encoding="utf-8"))
+    assert {"figures/optimal_d.png", "figures/gan_1d.png", "figures/d_at_half.png"} <= set(shown)
+
+
 def test_the_reference_pattern_and_the_lookup_can_fail():
     assert REFERENCE.findall("see `npgan/gan.py: g_step` and `a/b.py: C.m`") == [
         ("npgan/gan.py", "g_step"), ("a/b.py", "C.m")]

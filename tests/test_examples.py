@@ -1,4 +1,6 @@
 """The command-line entry points, run as a user would run them."""
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=ROOT):
+    # a script's own folder comes first on sys.path, not the working directory: put this
+    # checkout first, so the examples import its npgan and not another installed copy
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_train_mnist_dry_run_then_sample(tmp_path):
@@ -29,7 +35,6 @@ def test_train_mnist_dry_run_then_sample(tmp_path):
                      "--json", str(tmp_path / "eval.json"))
     assert evaluation.returncode == 0, evaluation.stderr
     assert "frechet" in evaluation.stdout and "classes" in evaluation.stdout
-    import json
     assert json.loads((tmp_path / "eval.json").read_text())["n"] == 300
     png = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "16", "-o", str(tmp_path / "s.png"))
     assert png.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
@@ -192,3 +197,37 @@ def test_the_offline_fallback_is_announced_by_its_message_alone(tmp_path):
     after = err.split(message_end, 1)[1]
     assert "load_dataset(" not in err and "UserWarning" not in err and ".py:" not in err, err
     assert not after.strip() or after.lstrip().startswith(("epoch", "\r")), after[:200]
+
+
+def test_optimal_d_and_gan_1d_run_small_and_write_their_figures(tmp_path):
+    od = run("examples/optimal_d.py", "--steps", "60", "--batch-size", "128", "--hidden", "16",
+             "--mc-samples", "4000", "--pairs", "2", "--out", str(tmp_path / "od"))
+    assert od.returncode == 0, od.stderr
+    assert "-log4+2JSD" in od.stdout and "max|D-D*|" in od.stdout
+    assert "NOT met" in od.stdout                                   # 60 steps are too few
+    assert (tmp_path / "od" / "optimal_d.png").read_bytes()[:4] == b"\x89PNG"
+    g1 = run("examples/gan_1d.py", "--steps", "10", "--every", "5", "--batch-size", "64",
+             "--d-steps", "1", "--hidden", "8", "--panels", "3", "--out", str(tmp_path / "g1"))
+    assert g1.returncode == 0, g1.stderr
+    assert "JSD(p_data, p_g)" in g1.stdout and "at step 10" in g1.stdout
+    assert (tmp_path / "g1" / "gan_1d.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "g1" / "gan_1d.gif").read_bytes()[:3] == b"GIF"
+    bad = run("examples/gan_1d.py", "--panels", "1", "--out", str(tmp_path / "g1"))
+    assert bad.returncode != 0 and "--panels" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_d_at_half_trains_records_and_plots(tmp_path):
+    out = tmp_path / "half"
+    result = run("examples/d_at_half.py", "--max-steps", "4", "--log-every", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "d_at_half.png").read_bytes()[:4] == b"\x89PNG"
+    assert "dx_fake_norm" in result.stdout and "acc_real" in result.stdout
+    # an old run's metrics, without dx_fake_norm: a clear error, no traceback
+    old = tmp_path / "old" / "metrics.jsonl"
+    old.parent.mkdir()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    old.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "dx_fake_norm"}) + "\n"
+                           for r in records))
+    result = run("examples/d_at_half.py", "--metrics", str(old))
+    assert result.returncode != 0 and "dx_fake_norm" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -125,7 +125,8 @@ def test_train_step_does_k_d_updates_then_one_g_update(k):
     batches = [be.uniform(-1, 1, (8, P)) for _ in range(k)]
     stats = train_step(G, D, opt_g, opt_d, batches, be, latent_dim=Z)
     assert (opt_d.t, opt_g.t) == (k, 1)
-    assert set(stats) == {"loss_d", "d_real", "d_fake", "acc_real", "acc_fake", "loss_g", "d_fake_g"}
+    assert set(stats) == {"loss_d", "d_real", "d_fake", "acc_real", "acc_fake", "loss_g",
+                          "d_fake_g", "dx_fake_norm"}
     with pytest.raises(ValueError, match="at least one real batch"):
         train_step(G, D, opt_g, opt_d, [], be, latent_dim=Z)
 
@@ -146,7 +147,28 @@ def test_step_statistics_stay_on_the_device_until_read(spec):
     assert be.host_transfers == (0 if be.name == "numpy" else len(stats))
     for key in ("d_real", "d_fake", "acc_real", "acc_fake", "d_fake_g"):
         assert 0.0 <= values[key] <= 1.0, key
-    assert values["loss_d"] > 0 and values["loss_g"] > 0
+    assert values["loss_d"] > 0 and values["loss_g"] > 0 and values["dx_fake_norm"] > 0
+
+
+@pytest.mark.parametrize("g_loss", ["non-saturating", "minimax"])
+def test_dx_fake_norm_is_the_mean_norm_of_each_samples_own_gradient(g_loss):
+    """g_step's dx_fake_norm = mean_i ||d loss_i / d x_i|| at x = G(z), checked against
+    central differences of the per-sample losses (rows are independent, so the gradient
+    of their sum holds each sample's own gradient in its row). Doubling the batch with
+    the same rows leaves it unchanged: it does not carry the loss's 1/B."""
+    be = get_backend("numpy", dtype="float64", seed=21)
+    G, D = tiny_gan(be)
+    z = be.randn((4, Z))
+    x = G.forward(z).copy()                                     # (4, P), before G moves
+    loss_fn = get_g_loss(g_loss)
+    total = lambda: loss_fn(D.forward(x))[0] * x.shape[0]       # sum_i loss_i
+    per_sample = numerical_grad(total, x)                        # (4, P)
+    expected = np.mean(np.linalg.norm(per_sample, axis=1))
+    stats = g_step(G, D, Adam(G.parameters(), lr=0.0), z, g_loss)
+    assert float(stats["dx_fake_norm"]) == pytest.approx(expected, rel=1e-6)
+    doubled = g_step(G, D, Adam(G.parameters(), lr=0.0), np.concatenate([z, z]), g_loss)
+    assert float(doubled["dx_fake_norm"]) == pytest.approx(expected, rel=1e-6)
+    assert float(stats["dx_fake_norm"]) != pytest.approx(expected / 4, rel=1e-3)
 
 
 def test_default_architecture_is_the_classic_mnist_mlp():

@@ -62,7 +62,7 @@ def test_train_step_makes_no_host_transfer(k):
         stats = train_step(G, D, opt_g, opt_d, data, be, latent_dim=Z)
     assert be.host_transfers == 0
     logged = {name: be.item(value) for name, value in stats.items()}   # logging point
-    assert be.host_transfers == len(logged) == 7
+    assert be.host_transfers == len(logged) == 8
 
 
 # ----------------------------------------------------------------- (b) float32

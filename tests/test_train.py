@@ -34,7 +34,8 @@ def test_a_run_writes_metrics_grids_gif_curves_and_a_checkpoint(tmp_path):
     assert summary["steps"] == 2 * STEPS_PER_EPOCH and summary["epochs"] == 2
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records][:3] == [10, 20, 30]
-    assert {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake"} <= set(records[0])
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake",
+            "dx_fake_norm"} <= set(records[0])
     assert "grad_norm/G.0.W" in records[0] and "grad_norm/D.2.b" in records[0]
     assert all(np.isfinite(v) for r in records for v in r.values())
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
