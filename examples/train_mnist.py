@@ -35,6 +35,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d,
+                   help="D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); None: --lr")
+    p.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g,
+                   help="G's learning rate; None: --lr")
     p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
     p.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
     p.add_argument("--d-steps", type=int, default=DEFAULTS.d_steps, help="k: D-updates per G-update")
@@ -68,7 +72,8 @@ def main(argv=None):
         label_smoothing=args.label_smoothing, seed=args.seed, out=args.out,
         log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
         max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
-        eval_n=args.eval_n)
+        eval_n=args.eval_n,
+        lr_d=args.lr_d, lr_g=args.lr_g)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume

@@ -65,6 +65,8 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float | None = None         # D's learning rate (TTUR, Heusel et al. 2017); None: lr
+    lr_g: float | None = None         # G's learning rate; None: lr
     beta1: float = 0.5
     latent_dim: int = 100
     g_hidden: tuple = (256, 512, 1024)
@@ -93,6 +95,10 @@ class TrainConfig:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             problems.append(f"lr must be > 0, got {self.lr!r}")
+        for name in ("lr_d", "lr_g"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                problems.append(f"{name} must be > 0 (or None: the same as lr), got {value!r}")
         if not 0.0 <= self.beta1 < 1.0:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -119,6 +125,11 @@ class TrainConfig:
             problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
         if problems:
             raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(lr of D, lr of G): lr_d and lr_g where given, else lr (one rate for both)."""
+        return (self.lr if self.lr_d is None else self.lr_d,
+                self.lr if self.lr_g is None else self.lr_g)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v
@@ -175,8 +186,9 @@ class _Run:
         self.y = be.asarray(labels.astype("int64")) if config.conditional else None
         self.G, self.D = build_models(config, be)
         betas = (config.beta1, 0.999)
-        self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
+        self.opt_g = Adam(self.G.parameters(), lr=lr_g, betas=betas)
+        self.opt_d = Adam(self.D.parameters(), lr=lr_d, betas=betas)
         self.ema = None
         if config.ema:
             from npgan.ema import EMA
