@@ -45,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--g-loss", choices=list(G_LOSSES), default=DEFAULTS.g_loss)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
                    help="one-sided: D's real target becomes 1 - this")
+    p.add_argument("--instance-noise", type=float, default=DEFAULTS.instance_noise,
+                   metavar="SIGMA", help="D sees every image + N(0, SIGMA^2), SIGMA annealed "
+                                         "linearly to 0 over the run (e.g. 0.1; 0 = off)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
     p.add_argument("--out", default=DEFAULTS.out, help="output folder")
@@ -73,7 +76,7 @@ def main(argv=None):
         log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
         max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
         eval_n=args.eval_n,
-        lr_d=args.lr_d, lr_g=args.lr_g)
+        lr_d=args.lr_d, lr_g=args.lr_g, instance_noise=args.instance_noise)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume

@@ -22,7 +22,7 @@ from pathlib import Path
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
-from npgan.gan import build_discriminator, build_generator, train_step
+from npgan.gan import build_discriminator, build_generator, instance_noise_sigma, train_step
 from npgan.losses import G_LOSSES
 from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
@@ -75,6 +75,9 @@ class TrainConfig:
     d_steps: int = 1                  # k: D-updates per G-update
     g_loss: str = "non-saturating"
     label_smoothing: float = 0.1      # D's real target is 1 - label_smoothing (measured best)
+    instance_noise: float = 0.0       # sigma0 > 0: D sees images + N(0, sigma^2), sigma annealed
+                                      # linearly from sigma0 to 0 over the run's epochs
+                                      # (gan.instance_noise_sigma); 0: off
     seed: int = 0
     out: str = "runs/mnist"
     log_every: int = 50               # steps between host reads of the statistics
@@ -103,6 +106,9 @@ class TrainConfig:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not (isinstance(self.instance_noise, (int, float)) and 0.0 <= self.instance_noise < 10.0):
+            problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
+                            f"0 = off, 0.1 is usual), got {self.instance_noise!r}")
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")
@@ -265,6 +271,10 @@ class _Run:
             warnings.warn(f"epoch {self.epoch}: {message}", stacklevel=3)
         return result
 
+    def host_values(self, sigma) -> dict:
+        """Settings of the last step worth logging beside its statistics (host floats)."""
+        return {"instance_noise": sigma} if self.config.instance_noise else {}
+
     def params_finite(self) -> bool:
         xp = self.be.xp
         flags = [xp.all(xp.isfinite(p.data)) for m in (self.G, self.D) for p in m.parameters()]
@@ -289,9 +299,10 @@ class _Run:
         self.samples.append(path)
 
     # -- logging ----------------------------------------------------------------
-    def flush(self, pending, extra_arrays, log_file):
+    def flush(self, pending, extra_arrays, log_file, host_values=None):
         """Read the pending per-step statistics in one host transfer, check them, log
-        their means. Returns the record, or raises TrainingDiverged."""
+        their means (and host_values, {name: float}, as they are). Returns the record,
+        or raises TrainingDiverged."""
         xp = self.be.xp
         keys = list(pending[0])
         table = xp.stack([xp.stack([stats[k] for k in keys]) for stats in pending])  # (n, K)
@@ -314,7 +325,8 @@ class _Run:
                     f"at step {first_step + i}; {last}. Try a lower lr or another seed.")
         record = {"step": self.step, "epoch": self.epoch + 1,   # the epoch in progress, from 1
                   **{k: float(v) for k, v in zip(keys, host_table.mean(axis=0))},
-                  **{k: float(v) for k, v in zip(extras, host_extra)}}
+                  **{k: float(v) for k, v in zip(extras, host_extra)},
+                  **(host_values or {})}
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
         return record
@@ -348,6 +360,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     n_batches = run.x.shape[0] // cfg.batch_size
     steps_per_epoch = n_batches // cfg.d_steps
     real_label = 1.0 - cfg.label_smoothing
+    total_steps = cfg.epochs * steps_per_epoch         # the run's length, for annealing
+    sigma = 0.0                                        # instance noise of the last step
     flag = {"stop": False}
     old_handler = _install_sigint(flag)
     started, record, pending, evaluation = time.perf_counter(), None, [], None
@@ -367,8 +381,10 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     real_labels = None
                     if cfg.conditional:                                     # k (x, y) pairs
                         real, real_labels = [x for x, _ in real], [y for _, y in real]
+                    sigma = instance_noise_sigma(cfg.instance_noise, run.step, total_steps)
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
-                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels)
+                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels,
+                                       instance_noise=sigma)
                     if run.ema is not None:
                         run.ema.update()                              # after the G-update
                     run.step += 1
@@ -379,7 +395,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         on_step(run)
                     if run.step % cfg.log_every == 0:
                         grads = _grad_norms({"G": run.G, "D": run.D}, be.xp) if cfg.log_grad_norms else {}
-                        record = run.flush(pending, grads, log_file)
+                        record = run.flush(pending, grads, log_file, run.host_values(sigma))
                         pending = []
                         bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
                                         d_x=f"{record['d_real']:.2f}", d_gz=f"{record['d_fake']:.2f}")
@@ -387,7 +403,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         break
                 bar.close()
                 if pending:
-                    record = run.flush(pending, {}, log_file)
+                    record = run.flush(pending, {}, log_file, run.host_values(sigma))
                     pending = []
                 if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
                     if not run.params_finite():
@@ -418,7 +434,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
                         f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
                         f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-                        f"[{time.perf_counter() - started:.0f} s]")
+                        + (f"noise sigma {sigma:.4f}  " if cfg.instance_noise else "")
+                        + f"[{time.perf_counter() - started:.0f} s]")
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)

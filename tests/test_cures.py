@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from npgan.checkpoint import load_checkpoint
+from npgan import (build_discriminator, build_generator, d_loss, d_step, g_step, get_g_loss,
+                   numerical_grad)
 from npgan.backend import get_backend
+from npgan.gan import instance_noise_sigma
+from npgan.gradcheck import assert_gradients_ok, compare
 from npgan.train import ConfigError, TrainConfig, build_models, load_generator, train
-from tests.backends import host
+from tests.backends import FLOAT64_SPECS, host, make_backend
 
 STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
 
@@ -80,7 +84,7 @@ def test_learning_rates_default_to_lr_and_must_be_positive(tmp_path):
 
 
 # ------------------------------------------------------------------ older checkpoints
-NEW_KEYS = ("lr_d", "lr_g")
+NEW_KEYS = ("lr_d", "lr_g", "instance_noise")
 
 
 def test_a_checkpoint_without_the_new_settings_loads_with_the_defaults(tmp_path):
@@ -93,3 +97,71 @@ def test_a_checkpoint_without_the_new_settings_loads_with_the_defaults(tmp_path)
     assert all(getattr(config, k) == getattr(defaults, k) for k in NEW_KEYS)
     resumed = train(tiny(tmp_path, max_steps=4), resume=checkpoint, progress=False)
     assert resumed["steps"] == 4
+
+
+# ------------------------------------------------------------------ instance noise
+def test_the_noise_schedule_falls_linearly_to_zero_at_the_last_step():
+    T = 101
+    sigmas = [instance_noise_sigma(0.3, t, T) for t in range(T)]
+    assert sigmas[0] == 0.3 and sigmas[-1] == 0.0 and sigmas[50] == pytest.approx(0.15)
+    assert np.allclose(np.diff(sigmas), -0.3 / (T - 1))                 # linear
+    assert instance_noise_sigma(0.0, 0, T) == 0.0 and instance_noise_sigma(0.3, 0, 1) == 0.0
+
+
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+def test_noisy_updates_have_the_gradients_of_the_noisy_losses(spec):
+    """D-update: D's grads == numerical gradient of d_loss(D(x + n_r), D(G(z) + n_f)).
+    G-update: G's grads == numerical gradient of L_G(D(G(z) + n)) with n fixed: the
+    gradient passes through the noisy input unchanged. Control: a G-update that ignores
+    the noise fails the same check."""
+    from npgan import SGD
+    be = make_backend(spec, "float64", seed=21)
+    G = build_generator(be, latent_dim=3, hidden=(6,), out_dim=5)
+    D = build_discriminator(be, in_dim=5, hidden=(7,))
+    x_real, z = be.uniform(-1, 1, (4, 5)), be.randn((4, 3))
+    n_real, n_fake = be.randn((4, 5)), be.randn((4, 5))
+    d_step(G, D, SGD(D.parameters(), lr=0.0), x_real, z, 0.9, noise=(n_real, n_fake))
+    x_fake = G.forward(z)
+
+    def loss_d():
+        return d_loss(D.forward(x_real + n_real), D.forward(x_fake + n_fake), 0.9)[0]
+
+    assert_gradients_ok([compare(f"D.{k}", p.grad, numerical_grad(loss_d, p.data), 1e-5, 1e-8)
+                         for k, p in D.named_parameters()])
+
+    loss_fn = get_g_loss("non-saturating")
+
+    def loss_g():
+        return loss_fn(D.forward(G.forward(z) + n_fake))[0]
+
+    for noise, ok in ((n_fake, True), (None, False)):
+        g_step(G, D, SGD(G.parameters(), lr=0.0), z, noise=noise)
+        reports = [compare(f"G.{k}", p.grad, numerical_grad(loss_g, p.data), 1e-5, 1e-8)
+                   for k, p in G.named_parameters()]
+        assert all(r.ok for r in reports) == ok, "\n".join(map(str, reports))
+
+
+def test_instance_noise_is_logged_reaches_zero_and_resumes_exactly(tmp_path):
+    full = train(tiny(tmp_path / "a", instance_noise=0.3), progress=False)
+    records = [json.loads(line) for line in
+               (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()]
+    T = 2 * STEPS_PER_EPOCH
+    assert records[0]["step"] == 10
+    assert records[0]["instance_noise"] == pytest.approx(0.3 * (T - 1 - 9) / (T - 1))
+    assert records[-1]["step"] == T and records[-1]["instance_noise"] == 0.0
+    first = train(tiny(tmp_path / "b", instance_noise=0.3, max_steps=45), progress=False)
+    resumed = train(tiny(tmp_path / "b", instance_noise=0.3),
+                    resume=tmp_path / "b" / "run" / "checkpoint.npz", progress=False)
+    assert first["steps"] == 45 and resumed["steps"] == full["steps"]
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    # control: the noise changes the run, and a run without it logs no sigma
+    clean = train(tiny(tmp_path / "c", max_steps=45), progress=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(params(first), params(clean)))
+    line = (tmp_path / "c" / "run" / "metrics.jsonl").read_text().splitlines()[0]
+    assert "instance_noise" not in json.loads(line)
+
+
+def test_instance_noise_must_be_a_small_non_negative_sigma(tmp_path):
+    with pytest.raises(ConfigError, match=r"instance_noise must be a sigma in \[0, 10\)"):
+        train(tiny(tmp_path, instance_noise=-0.1), progress=False)
