@@ -30,6 +30,8 @@ def parse_args(argv=None):
                    help="mlp: the classic MLP GAN; dcgan: (transposed) convolutions + BatchNorm")
     p.add_argument("--conditional", action="store_true",
                    help="class-conditional GAN: G and D also get the label (one-hot)")
+    p.add_argument("--spectral-norm", action="store_true",
+                   help="spectral normalization of every Linear/Conv2d of D (Miyato et al. 2018)")
     p.add_argument("--base-channels", type=int, default=DEFAULTS.base_channels,
                    help="DCGAN width (G: 2x this, then 1x; D: 1x, then 2x)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -76,7 +78,8 @@ def main(argv=None):
         log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
         max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
         eval_n=args.eval_n,
-        lr_d=args.lr_d, lr_g=args.lr_g, instance_noise=args.instance_noise)
+        lr_d=args.lr_d, lr_g=args.lr_g, instance_noise=args.instance_noise,
+        spectral_norm=args.spectral_norm)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume

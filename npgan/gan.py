@@ -18,6 +18,7 @@ from npgan.backend import astype, get_array_module
 from npgan.conditional import Conditional, random_labels
 from npgan.layers import LeakyReLU, Linear, Sequential, Tanh
 from npgan.losses import bce_with_logits, get_g_loss, sigmoid
+from npgan.spectral import spectral_norm_all
 
 
 def build_generator(backend, latent_dim=100, hidden=(256, 512, 1024), out_dim=784,
@@ -34,15 +35,19 @@ def build_generator(backend, latent_dim=100, hidden=(256, 512, 1024), out_dim=78
 
 
 def build_discriminator(backend, in_dim=784, hidden=(512, 256), slope=0.2, init="default",
-                        num_classes=0):
+                        num_classes=0, spectral_norm=False):
     """D: P -> 512 -> 256 -> 1 with LeakyReLU(0.2); outputs a logit (no Sigmoid layer:
     the loss fuses it, see losses.bce_with_logits).
-    num_classes = C > 0: conditional, D(x, y) with input [x, onehot(y)] of width P + C."""
+    num_classes = C > 0: conditional, D(x, y) with input [x, onehot(y)] of width P + C.
+    spectral_norm: every Linear divides its weight by its largest singular value
+    (npgan.spectral, Miyato et al. 2018)."""
     layers, width = [], in_dim + num_classes
     for h in hidden:
         layers += [Linear(width, h, backend, init), LeakyReLU(slope)]   # (B, width) -> (B, h)
         width = h
     layers += [Linear(width, 1, backend, init)]                         # (B, H) -> (B, 1)
+    if spectral_norm:
+        layers = spectral_norm_all(layers, backend)
     net = Sequential(*layers)
     return Conditional(net, num_classes, backend) if num_classes else net
 

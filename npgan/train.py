@@ -30,7 +30,7 @@ from npgan.plots import plot_curves, save_gif, save_grid
 MODELS = ("mlp", "dcgan")
 # what must match for a checkpoint's weights to fit a model
 ARCHITECTURE_FIELDS = ("model", "conditional", "latent_dim", "g_hidden", "d_hidden",
-                       "base_channels", "dtype")
+                       "base_channels", "dtype", "spectral_norm")
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 
 
@@ -62,6 +62,7 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "mlp"
     conditional: bool = False         # G(z, y) and D(x, y): a class-conditional GAN
+    spectral_norm: bool = False       # every Linear/Conv2d of D: W / sigma(W) (npgan.spectral)
     epochs: int = 200
     batch_size: int = 64
     lr: float = 2e-4
@@ -119,6 +120,8 @@ class TrainConfig:
             problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
         if not isinstance(self.conditional, bool):
             problems.append(f"conditional must be True or False, got {self.conditional!r}")
+        if not isinstance(self.spectral_norm, bool):
+            problems.append(f"spectral_norm must be True or False, got {self.spectral_norm!r}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
@@ -162,10 +165,11 @@ def build_models(config: TrainConfig, be):
         return (build_dcgan_generator(be, latent_dim=config.latent_dim,
                                       base_channels=config.base_channels, num_classes=c),
                 build_dcgan_discriminator(be, base_channels=config.base_channels,
-                                          num_classes=c))
+                                          num_classes=c, spectral_norm=config.spectral_norm))
     G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
                         num_classes=c)
-    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c)
+    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c,
+                            spectral_norm=config.spectral_norm)
     return G, D
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from npgan.checkpoint import load_checkpoint
-from npgan import (build_discriminator, build_generator, d_loss, d_step, g_step, get_g_loss,
-                   numerical_grad)
+from npgan import (SpectralNorm, build_discriminator, build_generator, d_loss, d_step, g_step,
+                   get_g_loss, numerical_grad)
 from npgan.backend import get_backend
 from npgan.gan import instance_noise_sigma
 from npgan.gradcheck import assert_gradients_ok, compare
@@ -84,7 +84,7 @@ def test_learning_rates_default_to_lr_and_must_be_positive(tmp_path):
 
 
 # ------------------------------------------------------------------ older checkpoints
-NEW_KEYS = ("lr_d", "lr_g", "instance_noise")
+NEW_KEYS = ("lr_d", "lr_g", "instance_noise", "spectral_norm")
 
 
 def test_a_checkpoint_without_the_new_settings_loads_with_the_defaults(tmp_path):
@@ -165,3 +165,36 @@ def test_instance_noise_is_logged_reaches_zero_and_resumes_exactly(tmp_path):
 def test_instance_noise_must_be_a_small_non_negative_sigma(tmp_path):
     with pytest.raises(ConfigError, match=r"instance_noise must be a sigma in \[0, 10\)"):
         train(tiny(tmp_path, instance_noise=-0.1), progress=False)
+
+
+# ------------------------------------------------------------------ spectral normalization
+def test_spectral_norm_trains_checkpoints_u_and_resumes_exactly(tmp_path):
+    full = train(tiny(tmp_path / "a", spectral_norm=True), progress=False)
+    first = train(tiny(tmp_path / "b", spectral_norm=True, max_steps=45), progress=False)
+    resumed = train(tiny(tmp_path / "b", spectral_norm=True),
+                    resume=tmp_path / "b" / "run" / "checkpoint.npz", progress=False)
+    assert first["steps"] == 45 and resumed["steps"] == full["steps"]
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    for (name, a), (_, b) in zip(full["D"].named_buffers(), resumed["D"].named_buffers()):
+        np.testing.assert_array_equal(a, b, err_msg=name)                  # u and v too
+    ck = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")
+    assert {"D@buffers/0.u", "D@buffers/0.v", "D@buffers/2.u"} <= set(ck.arrays)
+    # every D weight's largest singular value, W / sigma, is about 1 after training
+    for layer in full["D"].layers[::2]:
+        W_sn = host(layer.layer.W.data)
+        assert abs(np.linalg.svd(W_sn, compute_uv=False)[0] - 1.0) < 0.05
+    from npgan.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="saved with spectral_norm=True, but this run has "
+                                              "spectral_norm=False"):
+        train(tiny(tmp_path / "a"), resume=tmp_path / "a" / "run" / "checkpoint.npz",
+              progress=False)
+
+
+def test_a_dcgan_with_spectral_norm_trains_and_resumes(tmp_path):
+    config = dict(model="dcgan", base_channels=4, spectral_norm=True)
+    train(tiny(tmp_path, max_steps=3, **config), progress=False)
+    resumed = train(tiny(tmp_path, max_steps=5, **config),
+                    resume=tmp_path / "run" / "checkpoint.npz", progress=False)
+    assert resumed["steps"] == 5
+    assert sum(isinstance(layer, SpectralNorm) for layer in resumed["D"].layers) == 3
