@@ -78,12 +78,12 @@ class Judge:
     def __init__(self, dataset):
         self.dataset, self.model, self.reference = dataset, None, None
 
-    def evaluate(self, G, be, n, latent_dim):
+    def evaluate(self, G, be, n, latent_dim, prior="normal"):
         if self.model is None:
             self.model = load_or_train_classifier(self.dataset, be)
             self.reference = reference_statistics(self.model, be, self.dataset)
         return evaluate_generator(G, be, self.dataset, n=n, classifier=self.model,
-                                  reference=self.reference, latent_dim=latent_dim)
+                                  reference=self.reference, latent_dim=latent_dim, prior=prior)
 
 
 def train_once(run_dir, config):
@@ -107,8 +107,9 @@ def evaluate_once(run_dir, variant, n, judge):
     if path.is_file():
         return json.loads(path.read_text())
     G, be, config = load_generator(run_dir / "checkpoint.npz", raw=variant == "raw")
-    result = judge.evaluate(G, be, n, config.latent_dim)
-    save_grid(generate(G, be, 64, config.latent_dim), run_dir / f"grid_{variant}.png", nrow=8)
+    result = judge.evaluate(G, be, n, config.latent_dim, config.prior)
+    save_grid(generate(G, be, 64, config.latent_dim, prior=config.prior),
+              run_dir / f"grid_{variant}.png", nrow=8)
     path.write_text(json.dumps(result) + "\n")
     return result
 

@@ -43,6 +43,8 @@ def parse_args(argv=None):
                    help="G's learning rate; None: --lr")
     p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
     p.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
+    p.add_argument("--prior", choices=["normal", "uniform"], default=DEFAULTS.prior,
+                   help="z ~ N(0, I) or U(-1, 1); sample and evaluate use the checkpoint's")
     p.add_argument("--d-steps", type=int, default=DEFAULTS.d_steps, help="k: D-updates per G-update")
     p.add_argument("--g-loss", choices=list(G_LOSSES), default=DEFAULTS.g_loss)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
@@ -79,7 +81,7 @@ def main(argv=None):
         max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
         eval_n=args.eval_n,
         lr_d=args.lr_d, lr_g=args.lr_g, instance_noise=args.instance_noise,
-        spectral_norm=args.spectral_norm)
+        spectral_norm=args.spectral_norm, prior=args.prior)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume

@@ -34,7 +34,8 @@ def _sample(args):
     elif config.conditional:        # every class in turn; a PNG gets one row per class
         labels = np.repeat(np.arange(G.num_classes), -(-args.n // G.num_classes))[:args.n]
         nrow = nrow or -(-args.n // G.num_classes)
-    images = generate(G, be, args.n, config.latent_dim, labels=labels)   # (N, P) float32
+    images = generate(G, be, args.n, config.latent_dim, labels=labels,
+                      prior=config.prior)                               # (N, P) float32
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
         np.save(args.output, images)
@@ -49,7 +50,7 @@ def _evaluate(args):
         sys.exit(f"error: --n must be at least 2, got {args.n}")
     G, be, config = load_generator(args.checkpoint, backend=args.backend, raw=args.raw)
     result = evaluate_generator(G, be, config.dataset, n=args.n, seed=args.seed,
-                                latent_dim=config.latent_dim)
+                                latent_dim=config.latent_dim, prior=config.prior)
     print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, in the features of "
           f"npgan's reference CNN. Frechet: lower is better; precision (realism) and recall "
           f"(coverage of the data), k = 3: higher is better. (floor) = what real held-out "

@@ -52,6 +52,20 @@ def build_discriminator(backend, in_dim=784, hidden=(512, 256), slope=0.2, init=
     return Conditional(net, num_classes, backend) if num_classes else net
 
 
+PRIORS = ("normal", "uniform")
+
+
+def sample_z(backend, n, latent_dim, prior="normal"):
+    """n latent vectors z (n, Z) from G's prior, on the backend's device:
+    'normal': z ~ N(0, I) (the default); 'uniform': every coordinate ~ U(-1, 1)
+    (the two the GAN literature uses; Goodfellow et al. 2014 drew uniform noise)."""
+    if prior == "normal":
+        return backend.randn((n, latent_dim))
+    if prior == "uniform":
+        return backend.uniform(-1.0, 1.0, (n, latent_dim))
+    raise ValueError(f"unknown prior {prior!r}; valid: {', '.join(PRIORS)}")
+
+
 def _forward(model, x, labels):
     """model(x), or model(x, labels) for a conditional model (labels: (B,) class indices)."""
     return model.forward(x) if labels is None else model.forward(x, labels)
@@ -151,7 +165,8 @@ def _instance_noise(backend, sigma, shape):
 
 
 def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
-               g_loss="non-saturating", real_label=1.0, real_labels=None, instance_noise=0.0):
+               g_loss="non-saturating", real_label=1.0, real_labels=None, instance_noise=0.0,
+               prior="normal"):
     """Algorithm 1 of Goodfellow et al.: len(real_batches) = k D-updates, then one G-update.
 
     real_batches: a list of k arrays (B, P) on the backend's device. Fresh noise for each
@@ -161,6 +176,7 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
     batches; the classes asked of G are drawn uniformly, fresh for each update.
     instance_noise: sigma > 0 adds N(0, sigma^2) to every image D sees in this step
     (real and fake, in the D- and the G-updates); see instance_noise_sigma.
+    prior: where z comes from, 'normal' or 'uniform' (see sample_z).
     """
     if not real_batches:
         raise ValueError("train_step needs at least one real batch (k >= 1)")
@@ -170,7 +186,7 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
                          "and real_labels need conditional models")
     for i, x_real in enumerate(real_batches):          # (1) k times: update D
         b = x_real.shape[0]
-        z = backend.randn((b, latent_dim))
+        z = sample_z(backend, b, latent_dim, prior)
         noise = None
         if instance_noise > 0.0:                       # one draw for the real, one for the fake
             noise = (_instance_noise(backend, instance_noise, tuple(x_real.shape)),
@@ -182,7 +198,7 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
         else:
             stats = d_step(G, D, opt_d, x_real, z, real_label, noise=noise)
     batch = real_batches[-1].shape[0]
-    z = backend.randn((batch, latent_dim))             # (2) once: update G
+    z = sample_z(backend, batch, latent_dim, prior)    # (2) once: update G
     labels = random_labels(backend, batch, G.num_classes) if conditional else None
     noise = _instance_noise(backend, instance_noise, tuple(real_batches[-1].shape))
     stats.update(g_step(G, D, opt_g, z, g_loss, labels, noise=noise))

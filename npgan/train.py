@@ -22,7 +22,8 @@ from pathlib import Path
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.data import DATASETS, iterate_batches, load_dataset, to_device
-from npgan.gan import build_discriminator, build_generator, instance_noise_sigma, train_step
+from npgan.gan import (PRIORS, build_discriminator, build_generator, instance_noise_sigma,
+                       sample_z, train_step)
 from npgan.losses import G_LOSSES
 from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
@@ -70,6 +71,7 @@ class TrainConfig:
     lr_g: float | None = None         # G's learning rate; None: lr
     beta1: float = 0.5
     latent_dim: int = 100
+    prior: str = "normal"             # z ~ N(0, I) ("normal") or U(-1, 1) ("uniform")
     g_hidden: tuple = (256, 512, 1024)
     d_hidden: tuple = (512, 256)
     base_channels: int = 64           # DCGAN only: channels of the widest conv layer / 2
@@ -122,6 +124,8 @@ class TrainConfig:
             problems.append(f"conditional must be True or False, got {self.conditional!r}")
         if not isinstance(self.spectral_norm, bool):
             problems.append(f"spectral_norm must be True or False, got {self.spectral_norm!r}")
+        if self.prior not in PRIORS:
+            problems.append(f"unknown prior {self.prior!r}; valid: {', '.join(PRIORS)}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
@@ -206,10 +210,10 @@ class _Run:
         if config.conditional:
             # a 10 x 10 grid: row = class, and each column keeps one z for all classes,
             # so a column shows one "style" written as every digit
-            z = be.randn((NUM_CLASSES, config.latent_dim))              # (10, Z)
+            z = sample_z(be, NUM_CLASSES, config.latent_dim, config.prior)  # (10, Z)
             self.fixed_z = concat([z] * NUM_CLASSES, axis=0)             # (100, Z)
         else:
-            self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
+            self.fixed_z = sample_z(be, 64, config.latent_dim, config.prior)  # the same every epoch
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
@@ -266,7 +270,7 @@ class _Run:
         result = evaluate_generator(self.sampler, self.be, self.config.dataset,
                                     n=self.config.eval_n, classifier=self._classifier,
                                     reference=self._reference,
-                                    latent_dim=self.config.latent_dim)
+                                    latent_dim=self.config.latent_dim, prior=self.config.prior)
         result.update(step=self.step, epoch=self.epoch)
         log_file.write(json.dumps({"step": self.step, "epoch": self.epoch, "eval": result}) + "\n")
         log_file.flush()
@@ -388,7 +392,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     sigma = instance_noise_sigma(cfg.instance_noise, run.step, total_steps)
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
                                        cfg.latent_dim, cfg.g_loss, real_label, real_labels,
-                                       instance_noise=sigma)
+                                       instance_noise=sigma, prior=cfg.prior)
                     if run.ema is not None:
                         run.ema.update()                              # after the G-update
                     run.step += 1
@@ -474,8 +478,9 @@ def load_generator(path, backend="numpy", seed=0, raw=False):
     return G.eval(), be, config
 
 
-def generate(G, be, n, latent_dim, batch_size=1000, labels=None):
+def generate(G, be, n, latent_dim, batch_size=1000, labels=None, prior="normal"):
     """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches.
+    prior: the z of G's training, 'normal' or 'uniform' (load_generator's config.prior).
 
     A conditional G needs labels: n host class indices (see conditional.check_labels),
     or None for every class in turn (0, 1, ..., 9, 0, 1, ...).
@@ -492,7 +497,7 @@ def generate(G, be, n, latent_dim, batch_size=1000, labels=None):
     chunks = []
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        z = be.randn((stop - start, latent_dim))
+        z = sample_z(be, stop - start, latent_dim, prior)
         x = G.forward(z) if labels is None else G.forward(z, be.asarray(labels[start:stop]))
         chunks.append(be.to_numpy(x).astype("float32"))
     return host.concatenate(chunks, axis=0)

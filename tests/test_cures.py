@@ -10,10 +10,11 @@ from npgan.checkpoint import load_checkpoint
 from npgan import (SpectralNorm, build_discriminator, build_generator, d_loss, d_step, g_step,
                    get_g_loss, numerical_grad)
 from npgan.backend import get_backend
-from npgan.gan import instance_noise_sigma
+from npgan.gan import instance_noise_sigma, sample_z
 from npgan.gradcheck import assert_gradients_ok, compare
-from npgan.train import ConfigError, TrainConfig, build_models, load_generator, train
-from tests.backends import FLOAT64_SPECS, host, make_backend
+from npgan.train import (ConfigError, TrainConfig, build_models, generate, load_generator,
+                         train)
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 
 STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
 
@@ -84,7 +85,7 @@ def test_learning_rates_default_to_lr_and_must_be_positive(tmp_path):
 
 
 # ------------------------------------------------------------------ older checkpoints
-NEW_KEYS = ("lr_d", "lr_g", "instance_noise", "spectral_norm")
+NEW_KEYS = ("lr_d", "lr_g", "instance_noise", "spectral_norm", "prior")
 
 
 def test_a_checkpoint_without_the_new_settings_loads_with_the_defaults(tmp_path):
@@ -198,3 +199,111 @@ def test_a_dcgan_with_spectral_norm_trains_and_resumes(tmp_path):
                     resume=tmp_path / "run" / "checkpoint.npz", progress=False)
     assert resumed["steps"] == 5
     assert sum(isinstance(layer, SpectralNorm) for layer in resumed["D"].layers) == 3
+
+
+# ------------------------------------------------------------------ the prior of z
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_the_uniform_prior_lies_in_minus_1_1_and_the_normal_one_does_not(spec):
+    be = make_backend(spec, "float32", seed=12)
+    z = host(sample_z(be, 2000, 8, "uniform"))
+    assert z.shape == (2000, 8) and z.dtype == np.float32
+    assert -1.0 <= z.min() < -0.99 and 0.99 < z.max() < 1.0
+    assert abs(z.std() - 1 / np.sqrt(3)) < 0.01                     # U(-1, 1): 1/sqrt(3)
+    normal = host(sample_z(be, 2000, 8, "normal"))
+    assert np.abs(normal).max() > 2.5 and abs(normal.std() - 1.0) < 0.02
+    with pytest.raises(ValueError, match="unknown prior 'cauchy'; valid: normal, uniform"):
+        sample_z(be, 2, 8, "cauchy")
+
+
+def test_training_draws_z_from_the_prior(monkeypatch):
+    """Every z that G gets in a train step (D- and G-update) is uniform."""
+    be = get_backend("numpy", seed=13)
+    G, D = build_generator(be, latent_dim=8, hidden=(16,)), build_discriminator(be, hidden=(16,))
+    seen = []
+    forward = G.forward
+    monkeypatch.setattr(G, "forward", lambda z: seen.append(z.copy()) or forward(z))
+    from npgan import Adam, train_step
+    train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), [be.uniform(-1, 1, (64, 784))] * 2,
+               be, 8, prior="uniform")
+    assert len(seen) == 3
+    z = np.concatenate(seen)
+    assert np.abs(z).max() <= 1.0 and abs(z.std() - 1 / np.sqrt(3)) < 0.03
+
+
+def test_sample_and_evaluate_draw_from_the_checkpoints_prior(tmp_path, monkeypatch):
+    from npgan import __main__ as cli
+    train(tiny(tmp_path, prior="uniform", max_steps=2), progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    assert np.abs(load_checkpoint(checkpoint).extra("fixed_z")).max() <= 1.0
+    cli.main(["sample", str(checkpoint), "-n", "6", "-o", str(tmp_path / "s.npy")])
+    images = np.load(tmp_path / "s.npy")
+    G, be, config = load_generator(checkpoint, seed=0)
+    assert config.prior == "uniform"
+    np.testing.assert_array_equal(images, generate(G, be, 6, 8, prior="uniform"))
+    G, be, _ = load_generator(checkpoint, seed=0)
+    assert not np.array_equal(images, generate(G, be, 6, 8, prior="normal"))     # control
+    calls = []
+    import npgan.metrics
+    monkeypatch.setattr(npgan.metrics, "evaluate_generator",
+                        lambda *a, **k: calls.append(k) or {"stop": True})
+    monkeypatch.setattr(npgan.metrics, "format_table", lambda result: "")
+    monkeypatch.setattr(npgan.metrics, "collapse_warning", lambda result: None)
+    cli.main(["evaluate", str(checkpoint), "--n", "10"])
+    assert calls[0]["prior"] == "uniform"
+
+
+def test_evaluate_generator_feeds_g_the_prior_it_is_given():
+    from npgan.classifier import load_or_train_classifier
+    from npgan.metrics import evaluate_generator, reference_statistics
+    be = get_backend("numpy", seed=14)
+    model = load_or_train_classifier("mnist-5k", be)                  # shipped: no training
+    G = build_generator(be, latent_dim=8, hidden=(16,))
+    seen = []
+    forward = G.forward
+    G.forward = lambda z: seen.append(z.copy()) or forward(z)
+    reference = reference_statistics(model, be, "mnist-5k")
+    for prior in ("uniform", "normal"):
+        seen.clear()
+        evaluate_generator(G, be, "mnist-5k", n=200, classifier=model, reference=reference,
+                           prior=prior)
+        z = np.concatenate(seen)
+        assert z.shape == (200, 8) and (np.abs(z).max() <= 1.0) == (prior == "uniform")
+
+
+# ------------------------------------------------------------------ all of them, on a "GPU"
+def test_every_cure_trains_on_device1_reading_the_device_only_at_logging_points(tmp_path,
+                                                                               monkeypatch):
+    """array-api-strict's device1 refuses implicit conversion to NumPy, like CuPy: the
+    cures run there, and add no host transfer between logging points (sigma is a host
+    float computed from the step count)."""
+    from npgan import train as train_module
+    monkeypatch.setattr(train_module, "get_backend",
+                        lambda name, dtype, seed: get_backend("array-api-strict", dtype=dtype,
+                                                              seed=seed, device="device1"))
+    transfers = []
+    summary = train(tiny(tmp_path, epochs=1, max_steps=12, log_every=5, lr_d=4e-4, lr_g=1e-4,
+                         instance_noise=0.1, spectral_norm=True, prior="uniform"),
+                    progress=False, on_step=lambda run: transfers.append(run.be.host_transfers))
+    per_step = np.diff([0] + transfers)
+    assert list(np.nonzero(per_step)[0]) == [5, 10], per_step
+    assert summary["steps"] == 12
+    records = [json.loads(line) for line in
+               (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 12]
+    assert 0.0 < records[-1]["instance_noise"] < records[0]["instance_noise"] < 0.1
+
+
+def test_the_flags_reach_the_checkpoint_from_the_command_line(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_mnist.py"
+    spec = importlib.util.spec_from_file_location("train_mnist", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(["--dataset", "mnist-5k", "--dry-run", "--out", str(tmp_path), "--lr-d", "4e-4",
+                  "--lr-g", "1e-4", "--instance-noise", "0.1", "--spectral-norm",
+                  "--prior", "uniform"])
+    assert "done: 3 steps" in capsys.readouterr().out
+    config = load_checkpoint(tmp_path / "checkpoint.npz").config
+    assert (config["lr_d"], config["lr_g"], config["instance_noise"], config["spectral_norm"],
+            config["prior"]) == (4e-4, 1e-4, 0.1, True, "uniform")
