@@ -45,6 +45,30 @@ STUDIES = {
         "k=2 D-steps": ({"label_smoothing": 0.0, "d_steps": 2}, "raw"),
     },
 }
+# The other cures for an over-strong D (issue 13), as TrainConfig changes:
+#   TTUR (Heusel et al. 2017) with the rates of SAGAN (Zhang et al. 2019, arXiv:1805.08318):
+#     D 4e-4, G 1e-4, so D learns 4x faster than G;
+#   instance noise (Sonderby et al. 2016): sigma 0.1 and 0.3 on images in [-1, 1] (the
+#     values issue 13 asks for), annealed linearly to 0 over the run;
+#   spectral normalization of every weight layer of D (Miyato et al. 2018);
+#   the uniform prior U(-1, 1) of z (Goodfellow et al. 2014) instead of N(0, I).
+CURES = {
+    "TTUR lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
+    "instance noise 0.1": {"instance_noise": 0.1},
+    "instance noise 0.3": {"instance_noise": 0.3},
+    "spectral norm": {"spectral_norm": True},
+    "uniform prior": {"prior": "uniform"},
+}
+STUDIES["cures"] = {   # each cure alone on the classic setting (raw G), label smoothing too
+    "classic": ({"label_smoothing": 0.0}, "raw"),
+    "label smoothing 0.1": ({"label_smoothing": 0.1}, "raw"),
+    **{name: ({"label_smoothing": 0.0, **changes}, "raw") for name, changes in CURES.items()},
+}
+STUDIES["cures-on-default"] = {   # each cure added to today's default (smoothing 0.1 + EMA)
+    "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    **{f"default + {name}": ({"label_smoothing": 0.1, **changes}, "ema")
+       for name, changes in CURES.items()},
+}
 
 
 def parse_args(argv=None):

@@ -307,3 +307,20 @@ def test_the_flags_reach_the_checkpoint_from_the_command_line(tmp_path, capsys):
     config = load_checkpoint(tmp_path / "checkpoint.npz").config
     assert (config["lr_d"], config["lr_g"], config["instance_noise"], config["spectral_norm"],
             config["prior"]) == (4e-4, 1e-4, 0.1, True, "uniform")
+
+
+def test_the_cure_studies_of_compare_settings_are_valid_settings():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "compare_settings.py"
+    spec = importlib.util.spec_from_file_location("compare_settings", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for study in ("cures", "cures-on-default"):
+        settings = script.STUDIES[study]
+        assert len(settings) >= 6
+        for name, (changes, variant) in settings.items():
+            TrainConfig(**changes).validate()
+            assert variant in ("raw", "ema"), name
+    names = [script.run_name(c, 0) for c, _ in script.STUDIES["cures"].values()]
+    assert len(set(names)) == len(names)                  # no two settings share a run
