@@ -234,8 +234,9 @@ def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
                        reference=None, latent_dim=None, batch_size=1000, prior="normal") -> dict:
     """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) (or
     U(-1, 1) with prior='uniform', as G was trained: gan.sample_z) drawn with its own
-    `seed`: the same z at every call, so evaluations differ only because G did. G runs in eval mode and is put back in the mode it was in; latent_dim
-    defaults to the input width of G's first layer. A conditional G is asked for every
+    `seed`: the same z at every call, so evaluations differ only because G did. G runs
+    in eval mode and is put back in the mode it was in; latent_dim defaults to the
+    input width of G's first layer. A conditional G is asked for every
     class in turn (0, 1, ..., 9, 0, ...), and the result has its label_agreement.
     """
     from npgan.conditional import balanced_labels, is_conditional

@@ -109,9 +109,10 @@ class TrainConfig:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if not (isinstance(self.instance_noise, (int, float)) and 0.0 <= self.instance_noise < 10.0):
+        noise = self.instance_noise
+        if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
             problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
-                            f"0 = off, 0.1 is usual), got {self.instance_noise!r}")
+                            f"0 = off, 0.1 is usual), got {noise!r}")
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")
