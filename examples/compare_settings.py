@@ -51,7 +51,7 @@ STUDIES = {
 #   instance noise (Sonderby et al. 2016): sigma 0.1 and 0.3 on images in [-1, 1] (the
 #     values issue 13 asks for), annealed linearly to 0 over the run;
 #   spectral normalization of every weight layer of D (Miyato et al. 2018);
-#   the uniform prior U(-1, 1) of z (Goodfellow et al. 2014) instead of N(0, I).
+#   the uniform prior U(-1, 1) of z instead of N(0, I).
 CURES = {
     "TTUR lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
     "instance noise 0.1": {"instance_noise": 0.1},

@@ -58,7 +58,7 @@ PRIORS = ("normal", "uniform")
 def sample_z(backend, n, latent_dim, prior="normal"):
     """n latent vectors z (n, Z) from G's prior, on the backend's device:
     'normal': z ~ N(0, I) (the default); 'uniform': every coordinate ~ U(-1, 1)
-    (the two the GAN literature uses; Goodfellow et al. 2014 drew uniform noise)."""
+    (the two common choices). The same seed gives the same z on the same backend."""
     if prior == "normal":
         return backend.randn((n, latent_dim))
     if prior == "uniform":

@@ -19,9 +19,9 @@ sigma = u^T W v is linear in W: dsigma/dW_ij = u_i v_j. With G = dL/dW_sn:
              = G_ij / sigma - sum_kl G_kl W_kl / sigma^2 * u_i v_j
              = (G - <G, W_sn> u v^T)_ij / sigma           (W_kl / sigma = W_sn_kl)
 
-The second term removes from G its component along u v^T, the one direction in which a
-change of W would change sigma.
-reference: https://arxiv.org/abs/1802.05957 (Algorithm 1, Sec. 2.2),
+A check: <dL/dW, W> = (<G, W> - <G, W_sn> u^T W v) / sigma = <G, W_sn> - <G, W_sn> = 0.
+Scaling W leaves W_sn (at fixed u, v) unchanged, so the gradient has no part along W.
+reference: https://arxiv.org/abs/1802.05957 (Algorithm 1),
 https://pytorch.org/docs/stable/generated/torch.nn.utils.spectral_norm.html
 """
 from __future__ import annotations

@@ -112,7 +112,7 @@ class TrainConfig:
         noise = self.instance_noise
         if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
             problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
-                            f"0 = off, 0.1 is usual), got {noise!r}")
+                            f"0 = off; e.g. 0.1), got {noise!r}")
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")

@@ -57,6 +57,18 @@ def test_conv2d_backward_matches_central_differences_with_u_v_frozen(spec, data)
     assert_gradients_ok(check_layer(layer, be.asarray(x), be.asarray(dout)))
 
 
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+def test_the_weight_gradient_is_orthogonal_to_the_weight(spec):
+    """W_sn = W / (u^T W v) does not change when W is scaled, so <dL/dW, W> = 0."""
+    be = make_backend(spec, "float64", seed=1)
+    layer = SpectralNorm(Conv2d(2, 3, 3, 1, 1, backend=be), be)
+    layer.forward(be.randn((2, 2, 4, 4)))
+    layer.backward(be.randn((2, 3, 4, 4)))
+    W, dW = host(layer.W.data), host(layer.W.grad)
+    assert abs(np.sum(dW * W)) < 1e-12 * np.linalg.norm(dW) * np.linalg.norm(W)
+    assert np.linalg.norm(dW) > 0.1
+
+
 def test_the_check_fails_for_a_backward_without_the_projection():
     """Control: dL/dW = G / sigma alone (forgetting - <G, W_sn> u v^T / sigma) fails."""
     class NoProjection(SpectralNorm):
