@@ -46,6 +46,30 @@ STUDIES = {
         "k=2 D-steps": ({"label_smoothing": 0.0, "d_steps": 2}, "raw"),
     },
 }
+# The other cures for an over-strong D (issue 13), as TrainConfig changes:
+#   TTUR (Heusel et al. 2017) with the rates of SAGAN (Zhang et al. 2019, arXiv:1805.08318):
+#     D 4e-4, G 1e-4, so D learns 4x faster than G;
+#   instance noise (Sonderby et al. 2016): sigma 0.1 and 0.3 on images in [-1, 1] (the
+#     values issue 13 asks for), annealed linearly to 0 over the run;
+#   spectral normalization of every weight layer of D (Miyato et al. 2018);
+#   the uniform prior U(-1, 1) of z instead of N(0, I).
+CURES = {
+    "TTUR lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
+    "instance noise 0.1": {"instance_noise": 0.1},
+    "instance noise 0.3": {"instance_noise": 0.3},
+    "spectral norm": {"spectral_norm": True},
+    "uniform prior": {"prior": "uniform"},
+}
+STUDIES["cures"] = {   # each cure alone on the classic setting (raw G), label smoothing too
+    "classic": ({"label_smoothing": 0.0}, "raw"),
+    "label smoothing 0.1": ({"label_smoothing": 0.1}, "raw"),
+    **{name: ({"label_smoothing": 0.0, **changes}, "raw") for name, changes in CURES.items()},
+}
+STUDIES["cures-on-default"] = {   # each cure added to today's default (smoothing 0.1 + EMA)
+    "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    **{f"default + {name}": ({"label_smoothing": 0.1, **changes}, "ema")
+       for name, changes in CURES.items()},
+}
 
 
 def parse_args(argv=None):
@@ -79,12 +103,12 @@ class Judge:
     def __init__(self, dataset):
         self.dataset, self.model, self.reference = dataset, None, None
 
-    def evaluate(self, G, be, n, latent_dim):
+    def evaluate(self, G, be, n, latent_dim, prior="normal"):
         if self.model is None:
             self.model = load_or_train_classifier(self.dataset, be)
             self.reference = reference_statistics(self.model, be, self.dataset)
         return evaluate_generator(G, be, self.dataset, n=n, classifier=self.model,
-                                  reference=self.reference, latent_dim=latent_dim)
+                                  reference=self.reference, latent_dim=latent_dim, prior=prior)
 
 
 def train_once(run_dir, config):
@@ -108,8 +132,9 @@ def evaluate_once(run_dir, variant, n, judge):
     if path.is_file():
         return json.loads(path.read_text())
     G, be, config = load_generator(run_dir / "checkpoint.npz", raw=variant == "raw")
-    result = judge.evaluate(G, be, n, config.latent_dim)
-    save_grid(generate(G, be, 64, config.latent_dim), run_dir / f"grid_{variant}.png", nrow=8)
+    result = judge.evaluate(G, be, n, config.latent_dim, config.prior)
+    save_grid(generate(G, be, 64, config.latent_dim, prior=config.prior),
+              run_dir / f"grid_{variant}.png", nrow=8)
     path.write_text(json.dumps(result) + "\n")
     return result
 

@@ -37,17 +37,28 @@ def build_parser():
                    help="mlp: the classic MLP GAN; dcgan: (transposed) convolutions + BatchNorm")
     p.add_argument("--conditional", action="store_true",
                    help="class-conditional GAN: G and D also get the label (one-hot)")
+    p.add_argument("--spectral-norm", action="store_true",
+                   help="spectral normalization of every Linear/Conv2d of D (Miyato et al. 2018)")
     p.add_argument("--base-channels", type=int, default=DEFAULTS.base_channels,
                    help="DCGAN width (G: 2x this, then 1x; D: 1x, then 2x)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d,
+                   help="D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); None: --lr")
+    p.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g,
+                   help="G's learning rate; None: --lr")
     p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
     p.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
+    p.add_argument("--prior", choices=["normal", "uniform"], default=DEFAULTS.prior,
+                   help="z ~ N(0, I) or U(-1, 1); sample and evaluate use the checkpoint's")
     p.add_argument("--d-steps", type=int, default=DEFAULTS.d_steps, help="k: D-updates per G-update")
     p.add_argument("--g-loss", choices=list(G_LOSSES), default=DEFAULTS.g_loss)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
                    help="one-sided: D's real target becomes 1 - this")
+    p.add_argument("--instance-noise", type=float, default=DEFAULTS.instance_noise,
+                   metavar="SIGMA", help="D sees every image + N(0, SIGMA^2), SIGMA annealed "
+                                         "linearly to 0 over the run (e.g. 0.1; 0 = off)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
     p.add_argument("--out", default=DEFAULTS.out, help="output folder")

@@ -43,7 +43,8 @@ def _sample(args):
         blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
         why = f"{blocking} is a file, not a folder" if blocking else err.strerror or err
         sys.exit(f"error: cannot create the folder {folder} for {args.output}: {why}")
-    images = generate(G, be, args.n, config.latent_dim, labels=labels)   # (N, P) float32
+    images = generate(G, be, args.n, config.latent_dim, labels=labels,
+                      prior=config.prior)                               # (N, P) float32
     try:
         if suffix == ".npy":
             np.save(args.output, images)
@@ -60,7 +61,7 @@ def _evaluate(args):
         sys.exit(f"error: --n must be at least 2, got {args.n}")
     G, be, config = load_generator(args.checkpoint, backend=args.backend, raw=args.raw)
     result = evaluate_generator(G, be, config.dataset, n=args.n, seed=args.seed,
-                                latent_dim=config.latent_dim)
+                                latent_dim=config.latent_dim, prior=config.prior)
     print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, in the features of "
           f"npgan's reference CNN. Frechet: lower is better; precision (realism) and recall "
           f"(coverage of the data), k = 3: higher is better. (floor) = what real held-out "

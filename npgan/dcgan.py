@@ -28,6 +28,7 @@ from npgan.conditional import Conditional
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from npgan.layers import LeakyReLU, Linear, ReLU, Sequential, Tanh
 from npgan.norm import BatchNorm1d, BatchNorm2d
+from npgan.spectral import spectral_norm_all
 
 
 def _check_size(image_size):
@@ -57,8 +58,10 @@ def build_dcgan_generator(backend, latent_dim=100, base_channels=64, image_size=
 
 
 def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels=1,
-                              slope=0.2, init="normal", num_classes=0):
-    """D: images (B, channels * image_size**2) -> logits (B, 1); see the module doc."""
+                              slope=0.2, init="normal", num_classes=0, spectral_norm=False):
+    """D: images (B, channels * image_size**2) -> logits (B, 1); see the module doc.
+    spectral_norm: both Conv2d and the Linear divide their weight by its largest
+    singular value (npgan.spectral; BatchNorm stays as it is)."""
     c, side = base_channels, _check_size(image_size)
     cin = channels + num_classes                          # the label planes, if any
     net = Sequential(
@@ -71,6 +74,8 @@ def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels
         Flatten(),                                                       # -> (B, 2c*7*7)
         Linear(2 * c * side * side, 1, backend, init),                   # -> (B, 1)
     )
+    if spectral_norm:
+        net = Sequential(*spectral_norm_all(net.layers, backend))
     if num_classes:
         return Conditional(net, num_classes, backend, planes=image_size * image_size)
     return net

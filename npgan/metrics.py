@@ -33,6 +33,7 @@ from npgan.backend import host as np
 from npgan.backend import to_numpy
 from npgan.classifier import load_or_train_classifier, logits_and_features, reseeded
 from npgan.data import load_dataset, to_device
+from npgan.gan import sample_z
 
 COVERED_FRACTION = 0.02  # a class counts as drawn if it holds at least 2% of the samples
 
@@ -230,11 +231,12 @@ def _summarize(probs, feats, ref, dataset) -> dict:
 
 
 def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
-                       reference=None, latent_dim=None, batch_size=1000) -> dict:
-    """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) drawn
-    with its own `seed`: the same z at every call, so evaluations differ only because
-    G did. G runs in eval mode and is put back in the mode it was in; latent_dim
-    defaults to the input width of G's first layer. A conditional G is asked for every
+                       reference=None, latent_dim=None, batch_size=1000, prior="normal") -> dict:
+    """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) (or
+    U(-1, 1) with prior='uniform', as G was trained: gan.sample_z) drawn with its own
+    `seed`: the same z at every call, so evaluations differ only because G did. G runs
+    in eval mode and is put back in the mode it was in; latent_dim defaults to the
+    input width of G's first layer. A conditional G is asked for every
     class in turn (0, 1, ..., 9, 0, ...), and the result has its label_agreement.
     """
     from npgan.conditional import balanced_labels, is_conditional
@@ -244,7 +246,7 @@ def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
     c = G.num_classes if conditional else 0
     latent_dim = latent_dim if latent_dim is not None else G[0].in_features - c
     # all of z in one draw, so the samples do not depend on batch_size
-    z = reseeded(backend, seed).randn((n, latent_dim))                 # (n, Z)
+    z = sample_z(reseeded(backend, seed), n, latent_dim, prior)         # (n, Z)
     wanted = balanced_labels(n, c) if conditional else None           # host (n,)
 
     def samples():                       # batch by batch: one batch of images alive at a time

@@ -22,7 +22,8 @@ from pathlib import Path
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.data import DATASETS, DataError, iterate_batches, load_dataset, to_device
-from npgan.gan import build_discriminator, build_generator, train_step
+from npgan.gan import (PRIORS, build_discriminator, build_generator, instance_noise_sigma,
+                       sample_z, train_step)
 from npgan.losses import G_LOSSES
 from npgan.optim import Adam
 from npgan.plots import plot_curves, save_gif, save_grid
@@ -64,17 +65,24 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "mlp"
     conditional: bool = False         # G(z, y) and D(x, y): a class-conditional GAN
+    spectral_norm: bool = False       # every Linear/Conv2d of D: W / sigma(W) (npgan.spectral)
     epochs: int = 200
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float | None = None         # D's learning rate (TTUR, Heusel et al. 2017); None: lr
+    lr_g: float | None = None         # G's learning rate; None: lr
     beta1: float = 0.5
     latent_dim: int = 100
+    prior: str = "normal"             # z ~ N(0, I) ("normal") or U(-1, 1) ("uniform")
     g_hidden: tuple = (256, 512, 1024)
     d_hidden: tuple = (512, 256)
     base_channels: int = 64           # DCGAN only: channels of the widest conv layer / 2
     d_steps: int = 1                  # k: D-updates per G-update
     g_loss: str = "non-saturating"
     label_smoothing: float = 0.1      # D's real target is 1 - label_smoothing (measured best)
+    instance_noise: float = 0.0       # sigma0 > 0: D sees images + N(0, sigma^2), sigma annealed
+                                      # linearly from sigma0 to 0 over the run's epochs
+                                      # (gan.instance_noise_sigma); 0: off
     seed: int = 0
     out: str = "runs/mnist"
     log_every: int = 50               # steps between host reads of the statistics
@@ -95,10 +103,18 @@ class TrainConfig:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             problems.append(f"lr must be > 0, got {self.lr!r}")
+        for name in ("lr_d", "lr_g"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                problems.append(f"{name} must be > 0 (or None: the same as lr), got {value!r}")
         if not 0.0 <= self.beta1 < 1.0:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        noise = self.instance_noise
+        if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
+            problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
+                            f"0 = off; e.g. 0.1), got {noise!r}")
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")
@@ -109,6 +125,10 @@ class TrainConfig:
             problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
         if not isinstance(self.conditional, bool):
             problems.append(f"conditional must be True or False, got {self.conditional!r}")
+        if not isinstance(self.spectral_norm, bool):
+            problems.append(f"spectral_norm must be True or False, got {self.spectral_norm!r}")
+        if self.prior not in PRIORS:
+            problems.append(f"unknown prior {self.prior!r}; valid: {', '.join(PRIORS)}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
@@ -121,6 +141,11 @@ class TrainConfig:
             problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
         if problems:
             raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(lr of D, lr of G): lr_d and lr_g where given, else lr (one rate for both)."""
+        return (self.lr if self.lr_d is None else self.lr_d,
+                self.lr if self.lr_g is None else self.lr_g)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v
@@ -196,10 +221,11 @@ def build_models(config: TrainConfig, be):
         return (build_dcgan_generator(be, latent_dim=config.latent_dim,
                                       base_channels=config.base_channels, num_classes=c),
                 build_dcgan_discriminator(be, base_channels=config.base_channels,
-                                          num_classes=c))
+                                          num_classes=c, spectral_norm=config.spectral_norm))
     G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
                         num_classes=c)
-    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c)
+    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c,
+                            spectral_norm=config.spectral_norm)
     return G, D
 
 
@@ -228,8 +254,9 @@ class _Run:
         self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
         self.G, self.D = build_models(config, be)
         betas = (config.beta1, 0.999)
-        self.opt_g = Adam(self.G.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
+        self.opt_g = Adam(self.G.parameters(), lr=lr_g, betas=betas)
+        self.opt_d = Adam(self.D.parameters(), lr=lr_d, betas=betas)
         self.ema = None
         if config.ema:
             from npgan.ema import EMA
@@ -237,10 +264,10 @@ class _Run:
         if config.conditional:
             # a 10 x 10 grid: row = class, and each column keeps one z for all classes,
             # so a column shows one "style" written as every digit
-            z = be.randn((NUM_CLASSES, config.latent_dim))              # (10, Z)
+            z = sample_z(be, NUM_CLASSES, config.latent_dim, config.prior)  # (10, Z)
             self.fixed_z = concat([z] * NUM_CLASSES, axis=0)             # (100, Z)
         else:
-            self.fixed_z = be.randn((64, config.latent_dim))  # the same faces every epoch
+            self.fixed_z = sample_z(be, 64, config.latent_dim, config.prior)  # the same every epoch
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
@@ -299,7 +326,7 @@ class _Run:
         result = evaluate_generator(self.sampler, self.be, self.config.dataset,
                                     n=self.config.eval_n, classifier=self._classifier,
                                     reference=self._reference,
-                                    latent_dim=self.config.latent_dim)
+                                    latent_dim=self.config.latent_dim, prior=self.config.prior)
         result.update(step=self.step, epoch=self.epoch)
         log_file.write(json.dumps({"step": self.step, "epoch": self.epoch, "eval": result}) + "\n")
         log_file.flush()
@@ -307,6 +334,10 @@ class _Run:
         if message:
             warnings.warn(f"epoch {self.epoch}: {message}", stacklevel=3)
         return result
+
+    def host_values(self, sigma) -> dict:
+        """Settings of the last step worth logging beside its statistics (host floats)."""
+        return {"instance_noise": sigma} if self.config.instance_noise else {}
 
     def params_finite(self) -> bool:
         xp = self.be.xp
@@ -332,9 +363,10 @@ class _Run:
         self.samples.append(path)
 
     # -- logging ----------------------------------------------------------------
-    def flush(self, pending, extra_arrays, log_file):
+    def flush(self, pending, extra_arrays, log_file, host_values=None):
         """Read the pending per-step statistics in one host transfer, check them, log
-        their means. Returns the record, or raises TrainingDiverged."""
+        their means (and host_values, {name: float}, as they are). Returns the record,
+        or raises TrainingDiverged."""
         xp = self.be.xp
         keys = list(pending[0])
         table = xp.stack([xp.stack([stats[k] for k in keys]) for stats in pending])  # (n, K)
@@ -357,7 +389,8 @@ class _Run:
                     f"at step {first_step + i}; {last}. Try a lower lr or another seed.")
         record = {"step": self.step, "epoch": self.epoch + 1,   # the epoch in progress, from 1
                   **{k: float(v) for k, v in zip(keys, host_table.mean(axis=0))},
-                  **{k: float(v) for k, v in zip(extras, host_extra)}}
+                  **{k: float(v) for k, v in zip(extras, host_extra)},
+                  **(host_values or {})}
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
         return record
@@ -391,6 +424,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     n_batches = run.x.shape[0] // cfg.batch_size
     steps_per_epoch = n_batches // cfg.d_steps
     real_label = 1.0 - cfg.label_smoothing
+    total_steps = cfg.epochs * steps_per_epoch         # the run's length, for annealing
+    sigma = 0.0                                        # instance noise of the last step
     flag = {"stop": False}
     old_handler = _install_sigint(flag)
     started, record, pending, evaluation = time.perf_counter(), None, [], None
@@ -410,8 +445,10 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     real_labels = None
                     if cfg.conditional:                                     # k (x, y) pairs
                         real, real_labels = [x for x, _ in real], [y for _, y in real]
+                    sigma = instance_noise_sigma(cfg.instance_noise, run.step, total_steps)
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
-                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels)
+                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels,
+                                       instance_noise=sigma, prior=cfg.prior)
                     if run.ema is not None:
                         run.ema.update()                              # after the G-update
                     run.step += 1
@@ -422,7 +459,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         on_step(run)
                     if run.step % cfg.log_every == 0:
                         grads = _grad_norms({"G": run.G, "D": run.D}, be.xp) if cfg.log_grad_norms else {}
-                        record = run.flush(pending, grads, log_file)
+                        record = run.flush(pending, grads, log_file, run.host_values(sigma))
                         pending = []
                         bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
                                         d_x=f"{record['d_real']:.2f}", d_gz=f"{record['d_fake']:.2f}")
@@ -430,7 +467,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         break
                 bar.close()
                 if pending:
-                    record = run.flush(pending, {}, log_file)
+                    record = run.flush(pending, {}, log_file, run.host_values(sigma))
                     pending = []
                 if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
                     if not run.params_finite():
@@ -461,7 +498,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
                         f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
                         f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-                        f"[{time.perf_counter() - started:.0f} s]")
+                        + (f"noise sigma {sigma:.4f}  " if cfg.instance_noise else "")
+                        + f"[{time.perf_counter() - started:.0f} s]")
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
@@ -496,8 +534,9 @@ def load_generator(path, backend="numpy", seed=0, raw=False):
     return G.eval(), be, config
 
 
-def generate(G, be, n, latent_dim, batch_size=1000, labels=None):
+def generate(G, be, n, latent_dim, batch_size=1000, labels=None, prior="normal"):
     """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches.
+    prior: the z of G's training, 'normal' or 'uniform' (load_generator's config.prior).
 
     A conditional G needs labels: n host class indices (see conditional.check_labels),
     or None for every class in turn (0, 1, ..., 9, 0, 1, ...).
@@ -514,7 +553,7 @@ def generate(G, be, n, latent_dim, batch_size=1000, labels=None):
     chunks = []
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        z = be.randn((stop - start, latent_dim))
+        z = sample_z(be, stop - start, latent_dim, prior)
         x = G.forward(z) if labels is None else G.forward(z, be.asarray(labels[start:stop]))
         chunks.append(be.to_numpy(x).astype("float32"))
     return host.concatenate(chunks, axis=0)

@@ -7,8 +7,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from npgan import (LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, assert_gradients_ok,
-                   check_layer, get_backend)
+from npgan import (LeakyReLU, Linear, ReLU, Sequential, Sigmoid, SpectralNorm, Tanh,
+                   assert_gradients_ok, check_layer, get_backend)
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 
 KINK_GAP = 1e-3  # keep LeakyReLU inputs this far from 0: the finite difference step is 1e-6
@@ -103,7 +103,8 @@ def test_gradcheck_catches_a_wrong_backward():
 # ------------------------------------------------------------------ dtype and numerics
 def all_layers(be):
     return [Linear(5, 3, be), LeakyReLU(0.2), ReLU(), Sigmoid(), Tanh(),
-            Sequential(Linear(5, 4, be), LeakyReLU(0.2), Linear(4, 2, be))]
+            Sequential(Linear(5, 4, be), LeakyReLU(0.2), Linear(4, 2, be)),
+            SpectralNorm(Linear(5, 3, be), be)]
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)

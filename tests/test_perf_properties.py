@@ -15,6 +15,7 @@ from npgan.backend import into, map_blocks, num_threads, set_num_threads
 from npgan.conv import Conv2d, ConvTranspose2d, Reshape
 from npgan.layers import Sigmoid, Tanh
 from npgan.norm import BatchNorm1d, BatchNorm2d
+from npgan.spectral import SpectralNorm
 from tests.backends import ALL_SPECS, host, make_backend
 
 Z, P = 100, 784
@@ -165,8 +166,11 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(spec):
     lambda be: (Conv2d(2, 3, 3, 1, 1, backend=be), (2, 2, 4, 4)),
     lambda be: (ConvTranspose2d(2, 3, 4, 2, 1, backend=be), (2, 2, 3, 3)),
     lambda be: (Reshape((6,)), (4, 2, 3)),
+    # eval: u and v stay put, so the two passes below compute with the same W_sn
+    lambda be: (SpectralNorm(Linear(6, 3, be), be).eval(), (4, 6)),
+    lambda be: (SpectralNorm(Conv2d(2, 3, 3, 1, 1, backend=be), be).eval(), (2, 2, 4, 4)),
 ], ids=["Linear", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-        "ConvTranspose2d", "Reshape"])
+        "ConvTranspose2d", "Reshape", "SpectralNorm(Linear)", "SpectralNorm(Conv2d)"])
 def test_every_layer_backward_takes_input_grad_false(make):
     """backward(dout, input_grad=False) returns None, consumes the cache, and leaves
     the same parameter gradients as a backward that computes dx."""
