@@ -16,7 +16,7 @@ from npgan.losses import (G_LOSSES, bce, bce_with_logits, d_loss, g_loss_minimax
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
 from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
-from npgan.optim import SGD, Adam
+from npgan.optim import SGD, Adam, RMSprop
 from npgan.conditional import Conditional, random_labels
 
 __version__ = "0.1.0"
@@ -31,5 +31,5 @@ __all__ = [
     "g_loss_nonsaturating", "get_g_loss", "sigmoid", "softmax_cross_entropy", "softplus",
     "Conv2d", "ConvTranspose2d", "Flatten", "Reshape", "BatchNorm1d", "BatchNorm2d", "Dropout",
     "build_dcgan_discriminator", "build_dcgan_generator",
-    "SGD", "Adam", "Conditional", "random_labels",
+    "SGD", "Adam", "RMSprop", "Conditional", "random_labels",
 ]
