@@ -96,7 +96,8 @@ def d_step(G, D, opt_d, x_real, z, real_label=1.0, y_real=None, y_fake=None):
 def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None):
     """One G-update: minimize G's loss with D frozen; the gradient crosses D into G.
 
-    z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))).
+    z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))),
+    or 'wasserstein' (-mean D(G(z))) against a critic (npgan.wgan).
     labels: (B,) classes for a conditional GAN; G makes them and D judges them as such.
     """
     loss_fn = get_g_loss(g_loss)
@@ -109,11 +110,14 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None):
     dx_fake = D.backward(dlogits, param_grads=False)   # (B, 1) -> (B, P)
     G.backward(dx_fake, input_grad=False)              # fills G's grads (z needs no dz)
     opt_g.step()                                       # only G moves
+    if g_loss == "wasserstein":                        # a critic's score, not a probability
+        return {"loss_g": loss_g, "critic_fake_g": _mean(logits)}
     return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits))}
 
 
 def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
-               g_loss="non-saturating", real_label=1.0, real_labels=None):
+               g_loss="non-saturating", real_label=1.0, real_labels=None, loss="gan",
+               gp_weight=10.0, clip=0.01):
     """Algorithm 1 of Goodfellow et al.: len(real_batches) = k D-updates, then one G-update.
 
     real_batches: a list of k arrays (B, P) on the backend's device. Fresh noise for each
@@ -121,7 +125,14 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
     D-update and of the G-update as 0-d device arrays (no host sync here).
     Conditional GAN: real_labels, a list of k label arrays (B,) that go with the
     batches; the classes asked of G are drawn uniformly, fresh for each update.
+    loss: 'gan' (d_step, and g_loss), or a critic, 'wgan' | 'wgan-gp' | 'hinge'
+    (npgan.wgan.critic_step with gp_weight or clip, and G's loss -mean D(G(z))); the
+    loop is the same, k = n_critic. Under wgan-gp a conditional G is asked for the real
+    batch's classes in the critic step, and eps ~ U(0, 1) is drawn per sample.
     """
+    from npgan.wgan import LOSSES, critic_step         # (npgan.wgan builds on this module)
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
     if not real_batches:
         raise ValueError("train_step needs at least one real batch (k >= 1)")
     conditional = real_labels is not None
@@ -131,13 +142,18 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
     for i, x_real in enumerate(real_batches):          # (1) k times: update D
         b = x_real.shape[0]
         z = backend.randn((b, latent_dim))
+        y_real = real_labels[i] if conditional else None
+        y_fake = None
         if conditional:
-            y_fake = random_labels(backend, b, G.num_classes)
-            stats = d_step(G, D, opt_d, x_real, z, real_label, real_labels[i], y_fake)
+            y_fake = y_real if loss == "wgan-gp" else random_labels(backend, b, G.num_classes)
+        if loss == "gan":
+            stats = d_step(G, D, opt_d, x_real, z, real_label, y_real, y_fake)
         else:
-            stats = d_step(G, D, opt_d, x_real, z, real_label)
+            eps = backend.uniform(0.0, 1.0, (b, 1)) if loss == "wgan-gp" else None
+            stats = critic_step(G, D, opt_d, x_real, z, loss, eps, gp_weight, clip,
+                                y_real, y_fake)
     batch = real_batches[-1].shape[0]
     z = backend.randn((batch, latent_dim))             # (2) once: update G
     labels = random_labels(backend, batch, G.num_classes) if conditional else None
-    stats.update(g_step(G, D, opt_g, z, g_loss, labels))
+    stats.update(g_step(G, D, opt_g, z, g_loss if loss == "gan" else "wasserstein", labels))
     return stats
