@@ -3,6 +3,7 @@
     python examples/train_mnist.py --backend numpy            # or --backend cupy
     python examples/train_mnist.py --dataset fashion-mnist --epochs 5
     python examples/train_mnist.py --dry-run                  # a few steps, for CI
+    python examples/train_mnist.py --loss wgan-gp             # a critic: the paper's settings
 
 A thin command line over npgan.train.train: every flag is a TrainConfig field.
 """
@@ -14,6 +15,7 @@ from npgan.checkpoint import CheckpointError
 from npgan.data import DATASETS, DataError
 from npgan.losses import G_LOSSES
 from npgan.train import ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted, train
+from npgan.wgan import LOSS_DEFAULTS, LOSSES
 
 DEFAULTS = TrainConfig()
 
@@ -55,6 +57,21 @@ def parse_args(argv=None):
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/checkpoint.npz (or the checkpoint given)")
     p.add_argument("--dry-run", action="store_true", help="run 3 steps and stop (checks the set-up)")
+    # the Wasserstein family (npgan.wgan): each --loss brings its paper's settings as the
+    # defaults of --optimizer, --lr, --beta1, --beta2, --d-steps, --label-smoothing
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULTS.loss,
+                   help="gan: the BCE GAN; wgan: weight clipping (RMSprop lr 5e-5, n_critic 5, "
+                        "clip 0.01); wgan-gp: gradient penalty (Adam lr 1e-4, betas (0, 0.9), "
+                        "n_critic 5, lambda 10); hinge: SN-GAN's (Adam lr 2e-4, betas (0.5, "
+                        "0.999), n_critic 5); explicit flags override these")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop"], default=DEFAULTS.optimizer)
+    p.add_argument("--beta2", type=float, default=DEFAULTS.beta2)
+    p.add_argument("--clip", type=float, default=DEFAULTS.clip,
+                   help="wgan: clip D's parameters to [-CLIP, CLIP] after each update")
+    p.add_argument("--gp-weight", type=float, default=DEFAULTS.gp_weight,
+                   help="wgan-gp: lambda, the weight of the gradient penalty")
+    known, _ = p.parse_known_args(argv)            # the loss decides the other defaults
+    p.set_defaults(**LOSS_DEFAULTS.get(known.loss, {}))
     return p.parse_args(argv)
 
 
@@ -68,7 +85,8 @@ def main(argv=None):
         label_smoothing=args.label_smoothing, seed=args.seed, out=args.out,
         log_every=1 if args.dry_run else args.log_every, log_grad_norms=args.log_grad_norms,
         max_steps=3 if args.dry_run else None, ema=args.ema, eval_every=args.eval_every,
-        eval_n=args.eval_n)
+        eval_n=args.eval_n, loss=args.loss, optimizer=args.optimizer, beta2=args.beta2,
+        clip=args.clip, gp_weight=args.gp_weight)
     resume = None
     if args.resume is not None:
         resume = f"{args.out}/checkpoint.npz" if args.resume == "auto" else args.resume
@@ -82,9 +100,14 @@ def main(argv=None):
         print(f"\n{err}\nresume with: python examples/train_mnist.py --out {args.out} --resume")
         sys.exit(130)
     last = summary["last"] or {}
-    print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
-          f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
-          f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
+    if "wasserstein" in last:                   # a critic: no D(x), D(G(z)) probabilities
+        from npgan.train import summarize
+        print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in "
+              f"{summary['seconds']:.1f} s; {summarize(last)}")
+    else:
+        print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
+              f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
+              f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
     if summary["evaluation"]:
         from npgan.metrics import format_table
         print(format_table(summary["evaluation"]))
