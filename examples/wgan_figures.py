@@ -46,14 +46,16 @@ def main():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    twin = left.twinx()
+    twin, all_norms = left.twinx(), []
     for i, run in enumerate(map(Path, args.runs)):
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         train = [r for r in records if "wasserstein" in r]
         evals = [r["eval"] for r in records if "eval" in r]
         norms, config = interpolate_norms(run, args.n)
+        all_norms += [float(norms.min()), float(norms.max())]
         label = f"{config.loss} ({run.name})"
         color = f"C{i}"
         left.plot([r["step"] for r in train], [r["wasserstein"] for r in train], color=color,
@@ -76,7 +78,11 @@ def main():
     more = twin.get_legend_handles_labels()
     left.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7)
     right.axvline(1.0, color="k", linestyle=":", linewidth=1)
-    right.set_xscale("symlog", linthresh=1e-3)
+    right.set_xscale("log")
+    right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    right.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    right.set_xticks([t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10)
+                      if min(all_norms) / 2 < t < max(all_norms) * 2])
     right.set_xlabel("||grad_x D(x_hat)|| at interpolates")
     right.set_title("gradient norms of the final critic", fontsize=10)
     right.legend(fontsize=7)

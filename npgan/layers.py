@@ -211,7 +211,7 @@ class Linear(Layer):
         """g_dx = dP/d(dx), (B, in) -> g_dout = dP/d(dout), (B, out); adds dP/dW.
         b gets nothing: it is not in backward's lines (dx = dout @ W)."""
         dout = self._need_graph("dout")
-        # in backward this was: dx = dout @ W, so (the product rule, one factor at a time)
+        # in backward this was: dx = dout @ W, a product: one term per factor
         self.W.grad += dout.T @ g_dx                # (out, B) @ (B, in) -> (out, in)
         return g_dx @ self.W.data.T                 # (B, in) @ (in, out) -> (B, out)
 
@@ -250,7 +250,9 @@ class LeakyReLU(Layer):
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         local_slope = self._need("local_slope")
         if create_graph:
-            self.graph_slope = local_slope                  # the same mask, for the second pass
+            # the same mask, for the second pass. It lives in the forward's reused buffer:
+            # double_backward must come before the next forward (as backward must)
+            self.graph_slope = local_slope
         return dout * local_slope if input_grad else None   # new array: dout untouched
 
     def double_backward(self, g_dx):
@@ -345,7 +347,8 @@ class Sequential(Layer):
         # backward: go in the reverse order of the forward pass. Layer i's dx is needed
         # if the caller wants dx, or if a layer that computes lies below it.
         for i in range(len(self.layers) - 1, -1, -1):
-            needed = input_grad or not all(below.shape_only for below in self.layers[:i])
+            needed = input_grad or create_graph or \
+                not all(below.shape_only for below in self.layers[:i])
             dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed,
                                            **graph)
         return dout

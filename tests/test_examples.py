@@ -146,3 +146,15 @@ def test_toy_examples_take_a_loss(tmp_path):
     assert table.returncode == 0, table.stderr
     assert "wgan-gp  seed 1:" in table.stdout and "3 G-updates, 15 D-updates" in table.stdout
     assert "| gan |" in table.stdout and "| wgan-gp |" in table.stdout
+
+
+def test_wgan_figures_reads_critic_runs(tmp_path):
+    for loss in ("wgan-gp", "wgan"):
+        result = run("examples/train_mnist.py", "--dataset", "mnist-5k", "--loss", loss,
+                     "--dry-run", "--out", str(tmp_path / loss))
+        assert result.returncode == 0, result.stderr
+    figure = run("examples/wgan_figures.py", str(tmp_path / "wgan-gp"), str(tmp_path / "wgan"),
+                 "--n", "50", "--out", str(tmp_path / "w.png"))
+    assert figure.returncode == 0, figure.stderr
+    assert "||grad D(x_hat)|| median" in figure.stdout
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
