@@ -1,6 +1,7 @@
 """Watch a GAN learn a 2-D mixture of Gaussians: real points, G's points and D's view.
 
     python examples/toy_2d.py --shape ring --steps 3000 --every 100 --out runs/toy_2d
+    python examples/toy_2d.py --loss wgan-gp --out runs/toy_wgan_gp    # a critic instead of D
 
 Every --every steps we save a figure (real points, generated points, and D's decision
 surface sigmoid(D(x)) as a heat map) and print how many modes G covers; at the end we
@@ -12,26 +13,35 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # headless: we only write files
 import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from npgan import get_backend
-from npgan.toy import STD, centers, decision_surface, generate, sample, train_toy
+from npgan.toy import STD, TOY_SETTINGS, centers, decision_surface, generate, sample, train_toy
 
 LIM = 3.0  # plot window [-LIM, LIM]^2, in data units
 
 
-def draw(ax, real, snap):
-    """One snapshot on one axes: D's surface, then the real and the generated points."""
+def draw(ax, real, snap, critic=False):
+    """One snapshot on one axes: D's surface, then the real and the generated points.
+    critic: D's raw score (centred on its median, red = higher = 'more real')."""
     ax.clear()
-    ax.imshow(snap["surface"], origin="lower", extent=(-LIM, LIM, -LIM, LIM),
-              cmap="RdBu_r", vmin=0.0, vmax=1.0)
+    surface = snap["surface"]
+    if critic:
+        mid = float(np.median(surface))
+        half = max(float(np.max(np.abs(surface - mid))), 1e-12)
+        vmin, vmax, title = mid - half, mid + half, "heat map: critic score, red = high"
+    else:
+        vmin, vmax, title = 0.0, 1.0, "heat map: D(x), red = 'real'"
+    ax.imshow(surface, origin="lower", extent=(-LIM, LIM, -LIM, LIM),
+              cmap="RdBu_r", vmin=vmin, vmax=vmax)
     ax.scatter(real[:, 0], real[:, 1], s=2, c="k", alpha=0.35, label="real")
     ax.scatter(snap["fake"][:, 0], snap["fake"][:, 1], s=2, c="gold", label="G(z)")
     ax.legend(loc="lower right", fontsize=7, markerscale=3, framealpha=0.8,
-              title="heat map: D(x), red = 'real'", title_fontsize=7)
+              title=title, title_fontsize=7)
     ax.set_xlim(-LIM, LIM)
     ax.set_ylim(-LIM, LIM)
     ax.set_aspect("equal")
@@ -58,7 +68,10 @@ def main():
     parser.add_argument("--std", type=float, default=STD, help="std of each Gaussian")
     parser.add_argument("--latent-dim", type=int, default=4, help="Z, the size of G's noise")
     parser.add_argument("--fps", type=int, default=8, help="frames per second of the GIF")
+    parser.add_argument("--loss", choices=list(TOY_SETTINGS), default="gan",
+                        help="gan, or a critic: wgan, wgan-gp, hinge (settings: npgan.toy.TOY_SETTINGS)")
     args = parser.parse_args()
+    critic = args.loss != "gan"
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,18 +87,20 @@ def main():
     def snapshot(entry, G, D, backend):
         snap = {"step": entry["step"], "covered": entry["covered"], "modes": len(mus),
                 "hq_share": entry["hq_share"], "fake": generate(G, z_plot, backend),
-                "surface": decision_surface(D, backend, lim=LIM, n=80)}
+                "surface": decision_surface(D, backend, lim=LIM, n=80, critic=critic)}
         snaps.append(snap)
-        draw(ax, real, snap)
+        draw(ax, real, snap, critic)
         fig.savefig(out / f"toy_2d_{args.shape}_{entry['step']:06d}.png", dpi=80)
+        judge = (f"W estimate {entry['wasserstein']:.3f}" if critic else
+                 f"D(x) {entry['d_real']:.2f}  D(G(z)) {entry['d_fake']:.2f}")
         print(f"step {entry['step']:6d}  modes covered {entry['covered']}/{len(mus)}  "
-              f"high-quality {100 * entry['hq_share']:5.1f}%  D(x) {entry['d_real']:.2f}  "
-              f"D(G(z)) {entry['d_fake']:.2f}", flush=True)
+              f"high-quality {100 * entry['hq_share']:5.1f}%  {judge}", flush=True)
 
     t0 = time.perf_counter()
     _, _, history = train_toy(args.shape, steps=args.steps, seed=args.seed, backend=be,
                               std=args.std, latent_dim=args.latent_dim,
-                              eval_every=args.every, callback=snapshot)
+                              eval_every=args.every, callback=snapshot, loss=args.loss,
+                              **TOY_SETTINGS[args.loss])
     seconds = time.perf_counter() - t0
     last = history[-1]
     print(f"done in {seconds:.1f} s: {last['covered']}/{len(mus)} modes covered, "
@@ -93,7 +108,7 @@ def main():
     print("samples per mode:", last["counts"].tolist())
 
     fig.savefig(out / f"toy_2d_{args.shape}.png", dpi=100)
-    anim = FuncAnimation(fig, lambda i: draw(ax, real, snaps[i]), frames=len(snaps))
+    anim = FuncAnimation(fig, lambda i: draw(ax, real, snaps[i], critic), frames=len(snaps))
     anim.save(out / "toy_2d.gif", writer=PillowWriter(fps=args.fps), dpi=60)
     print(f"wrote {out / f'toy_2d_{args.shape}.png'} and {out / 'toy_2d.gif'}")
 

@@ -4,6 +4,7 @@
     python examples/train_mnist.py --dataset fashion-mnist --epochs 5
     python examples/train_mnist.py --dry-run                  # a few steps, for CI
     python examples/train_mnist.py --out DIR --resume         # continue an interrupted run
+    python examples/train_mnist.py --loss wgan-gp             # a critic: the paper's settings
 
 A thin command line over npgan.train.train: every flag is a TrainConfig field. A
 resumed run takes its settings from the checkpoint (npgan.train.resume_config); only
@@ -21,11 +22,13 @@ from npgan.data import DATASETS, DataError
 from npgan.losses import G_LOSSES
 from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
                          resume_config, train)
+from npgan.wgan import LOSS_DEFAULTS, LOSSES
 
 DEFAULTS = TrainConfig()
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The command line; argv's --loss (if any) sets the defaults of the optimizer flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--backend", choices=[b for b in BACKENDS if b != "array-api-strict"],
@@ -73,14 +76,29 @@ def build_parser():
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/checkpoint.npz (or the checkpoint given)")
     p.add_argument("--dry-run", action="store_true", help="run 3 steps and stop (checks the set-up)")
+    # the Wasserstein family (npgan.wgan): each --loss brings its paper's settings as the
+    # defaults of --optimizer, --lr, --beta1, --beta2, --d-steps, --label-smoothing
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULTS.loss,
+                   help="gan: the BCE GAN; wgan: weight clipping (RMSprop lr 5e-5, n_critic 5, "
+                        "clip 0.01); wgan-gp: gradient penalty (Adam lr 1e-4, betas (0, 0.9), "
+                        "n_critic 5, lambda 10); hinge: SN-GAN's (Adam lr 2e-4, betas (0.5, "
+                        "0.999), n_critic 5); explicit flags override these")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop"], default=DEFAULTS.optimizer)
+    p.add_argument("--beta2", type=float, default=DEFAULTS.beta2)
+    p.add_argument("--clip", type=float, default=DEFAULTS.clip,
+                   help="wgan: clip D's parameters to [-CLIP, CLIP] after each update")
+    p.add_argument("--gp-weight", type=float, default=DEFAULTS.gp_weight,
+                   help="wgan-gp: lambda, the weight of the gradient penalty")
+    known, _ = p.parse_known_args(argv)            # the loss decides the other defaults
+    p.set_defaults(**LOSS_DEFAULTS.get(known.loss, {}))
     return p
 
 
 def parse_args(argv=None):
     """(the arguments, the names of those typed on the command line)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     unset = object()                        # a default no command line can give
-    again = build_parser()
+    again = build_parser(argv)
     again.set_defaults(**{name: unset for name in vars(args)})
     return args, {k for k, v in vars(again.parse_args(argv)).items() if v is not unset}
 
@@ -126,9 +144,14 @@ def main(argv=None):
               f"--out {shlex.quote(str(config.out))} --resume")
         sys.exit(130)
     last = summary["last"] or {}
-    print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
-          f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
-          f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
+    if "wasserstein" in last:                   # a critic: no D(x), D(G(z)) probabilities
+        from npgan.train import summarize
+        print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in "
+              f"{summary['seconds']:.1f} s; {summarize(last)}")
+    else:
+        print(f"done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.1f} s; "
+              f"loss_d {last.get('loss_d', float('nan')):.4f}, loss_g {last.get('loss_g', float('nan')):.4f}, "
+              f"D(x) {last.get('d_real', float('nan')):.3f}, D(G(z)) {last.get('d_fake', float('nan')):.3f}")
     if summary["evaluation"]:
         from npgan.metrics import format_table
         print(format_table(summary["evaluation"]))

@@ -11,14 +11,16 @@ from npgan.gradcheck import (GradientCheckError, assert_gradients_ok, check_laye
 from npgan.layers import (Layer, LeakyReLU, Linear, Parameter, ReLU, Sequential,
                           Sigmoid, Tanh)
 from npgan.losses import (G_LOSSES, bce, bce_with_logits, d_loss, g_loss_minimax,
-                          g_loss_nonsaturating, get_g_loss, sigmoid, softmax_cross_entropy,
-                          softplus)
+                          g_loss_nonsaturating, get_g_loss, gradient_penalty, hinge_d_loss,
+                          sigmoid, softmax_cross_entropy, softplus, wasserstein_d_loss,
+                          wasserstein_g_loss)
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
 from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
-from npgan.optim import SGD, Adam
+from npgan.optim import SGD, Adam, RMSprop
 from npgan.conditional import Conditional, random_labels
 from npgan.spectral import SpectralNorm
+from npgan.wgan import clip_parameters, critic_step, penalty_backward
 
 __version__ = "0.1.0"
 
@@ -30,7 +32,9 @@ __all__ = [
     "Layer", "LeakyReLU", "Linear", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
     "G_LOSSES", "bce", "bce_with_logits", "d_loss", "g_loss_minimax",
     "g_loss_nonsaturating", "get_g_loss", "sigmoid", "softmax_cross_entropy", "softplus",
+    "gradient_penalty", "hinge_d_loss", "wasserstein_d_loss", "wasserstein_g_loss",
     "Conv2d", "ConvTranspose2d", "Flatten", "Reshape", "BatchNorm1d", "BatchNorm2d", "Dropout",
     "build_dcgan_discriminator", "build_dcgan_generator",
-    "SGD", "Adam", "Conditional", "random_labels", "SpectralNorm",
+    "SGD", "Adam", "RMSprop", "Conditional", "random_labels", "SpectralNorm",
+    "clip_parameters", "critic_step", "penalty_backward",
 ]

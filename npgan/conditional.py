@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from npgan.backend import astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
+from npgan.conv import _zeros
 from npgan.layers import Sequential
 
 
@@ -40,6 +41,7 @@ class Conditional(Sequential):
         self.num_classes, self.planes = num_classes, planes
         self.eye = backend.asarray(np.eye(num_classes))    # (C, C): row c = onehot(c)
         self.width = None                                  # cache: n, the width of x
+        self.graph_width = None                            # kept by backward(create_graph=True)
 
     def forward(self, x, labels):
         xp = get_array_module(x)
@@ -58,10 +60,13 @@ class Conditional(Sequential):
         self.width = n
         return super().forward(xy)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         """The gradient of x only (B, n): the label columns/planes are data, dropped."""
         n = self._need("width")
-        dxy = super().backward(dout, param_grads=param_grads, input_grad=input_grad)
+        if create_graph:
+            self.graph_width = n
+        dxy = super().backward(dout, param_grads=param_grads, input_grad=input_grad,
+                               create_graph=create_graph)
         if dxy is None:
             return None
         if self.planes is None:
@@ -69,6 +74,20 @@ class Conditional(Sequential):
         xp, b, p = get_array_module(dxy), dxy.shape[0], self.planes
         dxy = xp.reshape(dxy, (b, n // p + self.num_classes, p))   # (B, ch + C, H*W)
         return xp.reshape(dxy[:, :n // p, :], (b, n))              # (B, ch*H*W)
+
+    def double_backward(self, g_dx):
+        """g_dx = dP/d(dx) for the image part (B, n). backward dropped the label part of
+        dxy, so the penalty does not depend on it: its g is zero there."""
+        xp = get_array_module(g_dx)
+        n, b, c = self._need_graph("graph_width"), g_dx.shape[0], self.num_classes
+        if self.planes is None:                                    # (B, n) -> (B, n + C)
+            g_dxy = concat([g_dx, _zeros((b, c), like=g_dx)], axis=1)
+        else:
+            p = self.planes
+            images = xp.reshape(g_dx, (b, n // p, p))                  # (B, ch, H*W)
+            g_dxy = xp.reshape(concat([images, _zeros((b, c, p), like=g_dx)], axis=1),
+                               (b, -1))                                # (B, (ch+C) H W)
+        return super().double_backward(g_dxy)
 
     def __call__(self, x, labels):
         return self.forward(x, labels)

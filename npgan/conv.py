@@ -159,6 +159,8 @@ class Conv2d(Layer):
     W: (out, in, k, k), b: (out,)   [PyTorch layout]
     forward:  y = W.reshape(out, in*k*k) @ im2col(x) + b
     backward: dW += dy @ cols.T   db += sum_{B,OH,OW} dy   dx = col2im(Wm.T @ dy)
+    double_backward (of dx = conv2d_input_grad(dy, W), linear in dy and in W):
+              g_dy = conv2d(g_dx, W)    dW += dy @ im2col(g_dx).T
     reference: https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html
     """
 
@@ -170,6 +172,7 @@ class Conv2d(Layer):
         _init_params(self, (out_ch, in_ch, kernel_size, kernel_size), out_ch,
                      in_ch * kernel_size * kernel_size, backend, init)
         self.cols, self.x_shape = None, None
+        self.dout = None                             # kept by backward(create_graph=True)
 
     def forward(self, x):
         _check_input(self, x, self.in_ch)
@@ -179,16 +182,28 @@ class Conv2d(Layer):
         self.cols, self.x_shape = cols, tuple(x.shape)
         return _add_bias(y, self.b.data)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
-        """input_grad=False: parameter gradients only, returns None (D's images need no dx)."""
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        """input_grad=False: parameter gradients only, returns None (D's images need no dx).
+        create_graph=True: also keep dout for double_backward."""
         xp = get_array_module(dout)
         cols, x_shape = self._need("cols"), self._need("x_shape")
+        if create_graph:
+            self.dout = dout                         # (B, out, OH, OW)
         if param_grads:
             self.W.grad += conv2d_weight_grad(dout, cols, self.W.shape)   # (out, in, k, k)
             self.b.grad += xp.sum(dout, axis=(0, 2, 3))                   # (out,)
         if not input_grad:
             return None                              # skips a col2im and its matrix product
         return conv2d_input_grad(dout, self.W.data, x_shape, self.s, self.p)  # (B, in, H, W)
+
+    def double_backward(self, g_dx):
+        """g_dx (B, in, H, W) -> g_dout (B, out, OH, OW); adds dP/dW (b gets nothing)."""
+        dout = self._need_graph("dout")
+        # in backward this was: dx = col2im(Wm.T @ dy), whose adjoint in dy is the
+        # convolution itself; its im2col of g_dx is also the matrix that dW needs
+        g_dout, cols_g = conv2d(g_dx, self.W.data, self.s, self.p)        # (B, out, OH, OW)
+        self.W.grad += conv2d_weight_grad(dout, cols_g, self.W.shape)     # (out, in, k, k)
+        return g_dout
 
     def __repr__(self):
         return f"Conv2d({self.in_ch}, {self.out_ch}, k={self.k}, s={self.s}, p={self.p})"
@@ -255,7 +270,8 @@ class ConvTranspose2d(Layer):
 
 class Reshape(Layer):
     """(B, *in) -> (B, *shape), e.g. Reshape((1, 28, 28)): (B, 784) -> (B, 1, 28, 28).
-    backward: dx = dout reshaped back to the input's shape."""
+    backward: dx = dout reshaped back to the input's shape.
+    double_backward: g_dout = g_dx reshaped to the output's shape."""
 
     shape_only = True       # moves no numbers: Sequential may look past it (see there)
 
@@ -272,9 +288,13 @@ class Reshape(Layer):
         self.x_shape = tuple(x.shape)                              # all backward needs
         return xp.reshape(x, (x.shape[0], *self.shape))
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         x_shape = self._need("x_shape")
         return get_array_module(dout).reshape(dout, x_shape) if input_grad else None
+
+    def double_backward(self, g_dx):
+        """backward only reshaped dout, so its backward reshapes g_dx the forward way."""
+        return get_array_module(g_dx).reshape(g_dx, (g_dx.shape[0], *self.shape))
 
     def __repr__(self):
         return f"Reshape({self.shape})"

@@ -58,18 +58,22 @@ def build_dcgan_generator(backend, latent_dim=100, base_channels=64, image_size=
 
 
 def build_dcgan_discriminator(backend, base_channels=64, image_size=28, channels=1,
-                              slope=0.2, init="normal", num_classes=0, spectral_norm=False):
+                              slope=0.2, init="normal", num_classes=0, spectral_norm=False,
+                              batchnorm=True):
     """D: images (B, channels * image_size**2) -> logits (B, 1); see the module doc.
     spectral_norm: both Conv2d and the Linear divide their weight by its largest
-    singular value (npgan.spectral; BatchNorm stays as it is)."""
+    singular value (npgan.spectral; BatchNorm stays as it is).
+    batchnorm=False: no BatchNorm2d, the WGAN-GP critic (its gradient penalty needs each
+    sample's score to depend on that sample alone, and a double backward of every layer)."""
     c, side = base_channels, _check_size(image_size)
     cin = channels + num_classes                          # the label planes, if any
+    norm = [BatchNorm2d(2 * c, backend)] if batchnorm else []
     net = Sequential(
         Reshape((cin, image_size, image_size)),                          # (B, P) -> (B, 1, 28, 28)
         Conv2d(cin, c, 4, 2, 1, backend=backend, init=init),             # -> (B, c, 14, 14)
         LeakyReLU(slope),
         Conv2d(c, 2 * c, 4, 2, 1, backend=backend, init=init),           # -> (B, 2c, 7, 7)
-        BatchNorm2d(2 * c, backend),
+        *norm,
         LeakyReLU(slope),
         Flatten(),                                                       # -> (B, 2c*7*7)
         Linear(2 * c * side * side, 1, backend, init),                   # -> (B, 1)

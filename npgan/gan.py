@@ -134,7 +134,8 @@ def d_step(G, D, opt_d, x_real, z, real_label=1.0, y_real=None, y_fake=None, noi
 def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None, noise=None):
     """One G-update: minimize G's loss with D frozen; the gradient crosses D into G.
 
-    z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))).
+    z: (B, Z). g_loss: 'non-saturating' (-log D(G(z))) or 'minimax' (log(1 - D(G(z)))),
+    or 'wasserstein' (-mean D(G(z))) against a critic (npgan.wgan).
     labels: (B,) classes for a conditional GAN; G makes them and D judges them as such.
     Returns 0-d device arrays: loss_g, d_fake_g (mean D(G(z))), and dx_fake_norm, the
     batch mean of ||d loss_i / d x_fake_i||, the gradient that reaches G's output.
@@ -155,6 +156,8 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None, noise=None):
     dx_fake_norm = _per_sample_norm(dx_fake, logits.shape[0])
     G.backward(dx_fake, input_grad=False)              # fills G's grads (z needs no dz)
     opt_g.step()                                       # only G moves
+    if g_loss == "wasserstein":                        # a critic's score, not a probability
+        return {"loss_g": loss_g, "critic_fake_g": _mean(logits), "dx_fake_norm": dx_fake_norm}
     return {"loss_g": loss_g, "d_fake_g": _mean(sigmoid(logits)),
             "dx_fake_norm": dx_fake_norm}
 
@@ -182,7 +185,7 @@ def _instance_noise(backend, sigma, shape):
 
 def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
                g_loss="non-saturating", real_label=1.0, real_labels=None, instance_noise=0.0,
-               prior="normal"):
+               prior="normal", loss="gan", gp_weight=10.0, clip=0.01):
     """Algorithm 1 of Goodfellow et al.: len(real_batches) = k D-updates, then one G-update.
 
     real_batches: a list of k arrays (B, P) on the backend's device. Fresh noise for each
@@ -193,7 +196,17 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
     instance_noise: sigma > 0 adds N(0, sigma^2) to every image D sees in this step
     (real and fake, in the D- and the G-updates); see instance_noise_sigma.
     prior: where z comes from, 'normal' or 'uniform' (see sample_z).
+    loss: 'gan' (d_step, and g_loss), or a critic, 'wgan' | 'wgan-gp' | 'hinge'
+    (npgan.wgan.critic_step with gp_weight or clip, and G's loss -mean D(G(z))); the
+    loop is the same, k = n_critic. Under wgan-gp a conditional G is asked for the real
+    batch's classes in the critic step, and eps ~ U(0, 1) is drawn per sample.
     """
+    from npgan.wgan import LOSSES, critic_step         # (npgan.wgan builds on this module)
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    if instance_noise > 0.0 and loss != "gan":
+        raise ValueError(f"instance noise is a cure for the GAN's D (loss 'gan'), not for the "
+                         f"{loss!r} critic; use one or the other")
     if not real_batches:
         raise ValueError("train_step needs at least one real batch (k >= 1)")
     conditional = real_labels is not None
@@ -207,15 +220,20 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
         if instance_noise > 0.0:                       # one draw for the real, one for the fake
             noise = (_instance_noise(backend, instance_noise, tuple(x_real.shape)),
                      _instance_noise(backend, instance_noise, tuple(x_real.shape)))
+        y_real = real_labels[i] if conditional else None
+        y_fake = None
         if conditional:
-            y_fake = random_labels(backend, b, G.num_classes)
-            stats = d_step(G, D, opt_d, x_real, z, real_label, real_labels[i], y_fake,
-                           noise=noise)
+            y_fake = y_real if loss == "wgan-gp" else random_labels(backend, b, G.num_classes)
+        if loss == "gan":
+            stats = d_step(G, D, opt_d, x_real, z, real_label, y_real, y_fake, noise=noise)
         else:
-            stats = d_step(G, D, opt_d, x_real, z, real_label, noise=noise)
+            eps = backend.uniform(0.0, 1.0, (b, 1)) if loss == "wgan-gp" else None
+            stats = critic_step(G, D, opt_d, x_real, z, loss, eps, gp_weight, clip,
+                                y_real, y_fake)
     batch = real_batches[-1].shape[0]
     z = sample_z(backend, batch, latent_dim, prior)    # (2) once: update G
     labels = random_labels(backend, batch, G.num_classes) if conditional else None
     noise = _instance_noise(backend, instance_noise, tuple(real_batches[-1].shape))
-    stats.update(g_step(G, D, opt_g, z, g_loss, labels, noise=noise))
+    stats.update(g_step(G, D, opt_g, z, g_loss if loss == "gan" else "wasserstein", labels,
+                        noise=noise))
     return stats

@@ -137,6 +137,32 @@ def check_layer(layer, x, dout, h=1e-6, rtol=1e-5, atol=1e-7) -> list[Report]:
     return reports
 
 
+def check_double_backward(layer, x, dout, g_dx, args=(), h=1e-6, rtol=1e-5,
+                          atol=1e-7) -> list[Report]:
+    """Check layer.double_backward: it must differentiate the layer's own backward.
+
+    With dx = layer.backward(dout) after layer.forward(x, *args), the scalar
+    F = sum(dx * g_dx) has dF/d(dout) = what double_backward(g_dx) returns and
+    dF/dtheta = what it adds into the parameter gradients (backward itself runs with
+    param_grads=False, so only the second pass fills them). Returns one Report per
+    tensor ('dout', then the parameter names).
+    """
+    xp = get_array_module(x, dout)
+    layer.zero_grad()
+    layer.forward(x, *args)
+    layer.backward(dout, param_grads=False, create_graph=True)
+    g_dout = layer.double_backward(g_dx)
+
+    def fake_penalty():                  # F = sum(dx * g_dx): dF/d(dx) = g_dx
+        layer.forward(x, *args)
+        return xp.sum(layer.backward(dout, param_grads=False) * g_dx)
+
+    reports = [compare("dout", g_dout, numerical_grad(fake_penalty, dout, h), rtol, atol)]
+    for name, p in layer.named_parameters():
+        reports.append(compare(name, p.grad, numerical_grad(fake_penalty, p.data, h), rtol, atol))
+    return reports
+
+
 def assert_gradients_ok(reports):
     """Raise GradientCheckError listing every failing tensor (and the passing ones)."""
     if not all(r.ok for r in reports):

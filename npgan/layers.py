@@ -11,6 +11,16 @@ The contract of every layer (see Layer):
     sum their gradients (D's real and fake halves do that);
   zero_grad() resets the gradients; the optimizer never does it silently.
 So the order is always: forward -> backward, then the next forward.
+
+The double backward (WGAN-GP's gradient penalty, docs/wgan_gp.md): a penalty P on
+D's input gradient dx needs dP/dtheta *through the backward pass itself*.
+  backward(dout, create_graph=True) also keeps what the second pass needs;
+  double_backward(g_dx), with g_dx = dP/d(dx), is the backward of that backward:
+    it ADDS into the parameter gradients the part of dP/dtheta that enters through
+    this layer's backward line, and returns g_dout = dP/d(dout), for the layer above.
+It runs in the forward order (input side first), because backward ran in reverse.
+Layers with it: Linear, LeakyReLU/ReLU, Conv2d, Reshape/Flatten, Sequential,
+Conditional; the others raise NotImplementedError naming themselves.
 """
 from __future__ import annotations
 
@@ -88,8 +98,48 @@ class Layer:
         setattr(self, name, None)
         return value
 
+    def _need_graph(self, name):
+        """_need for double_backward: the value that backward(create_graph=True) kept."""
+        if getattr(self, name, None) is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.double_backward() called without a matching "
+                f"backward(dout, create_graph=True): the cache '{name}' is empty. The order "
+                f"is forward(x), backward(dout, create_graph=True), double_backward(g_dx)."
+            )
+        return self._need(name)
+
+    def double_backward(self, g_dx):
+        """The backward of backward (see the module doc): g_dx = dP/d(dx), like x ->
+        g_dout = dP/d(dout), like the output; adds dP/dtheta into the parameter grads."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no double_backward, so a gradient penalty cannot "
+            f"pass through it"
+        )
+
     def __call__(self, x):
         return self.forward(x)
+
+
+def has_double_backward(layer) -> bool:
+    """True if `layer` overrides Layer.double_backward (containers check their layers)."""
+    return type(layer).double_backward is not Layer.double_backward
+
+
+def require_double_backward(model, where=""):
+    """Raise NotImplementedError naming the first layer of `model` (a Sequential or a
+    single layer) that has no double_backward, before any work is done."""
+    for i, layer in enumerate(getattr(model, "layers", [model])):
+        if hasattr(layer, "layers"):
+            require_double_backward(layer, f"{where}{i}.")
+        elif not has_double_backward(layer):
+            raise NotImplementedError(
+                f"layer {where}{i}, {layer!r}, has no double_backward: WGAN-GP's gradient "
+                f"penalty cannot pass through it. A WGAN-GP critic must not use BatchNorm "
+                f"(it mixes the samples of a batch; Gulrajani et al. 2017, section 4) nor "
+                f"Dropout, Sigmoid or Tanh; build D from Linear, LeakyReLU, Conv2d and "
+                f"Reshape/Flatten (the DCGAN critic: build_dcgan_discriminator(..., "
+                f"batchnorm=False)), or use --loss wgan or hinge."
+            )
 
 
 # ---------------------------------------------------------------------------- Linear
@@ -98,6 +148,7 @@ class Linear(Layer):
 
     x: (B, in) -> y: (B, out).   W: (out, in), b: (out,)   [PyTorch layout]
     backward:  dx = dout @ W    dW += dout.T @ x    db += sum_B dout
+    double_backward (of dx = dout @ W):  dW += dout.T @ g_dx    g_dout = g_dx @ W.T
     init "default": PyTorch's nn.Linear, W and b ~ U(-1/sqrt(in), 1/sqrt(in));
     init "normal": W ~ N(0, 0.02), b = 0 (the DCGAN paper's choice).
     reference: https://pytorch.org/docs/stable/generated/torch.nn.Linear.html
@@ -119,6 +170,7 @@ class Linear(Layer):
         self.b = Parameter(b)
         self.x = None
         self._dW = None                             # reused buffer for dout.T @ x (see backward)
+        self.dout = None                            # kept by backward(create_graph=True)
 
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -136,11 +188,14 @@ class Linear(Layer):
         y += self.b.data                            # in place: no second (B, out) array
         return y
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         """param_grads=False: input gradient only (a frozen layer; see gan.g_step).
-        input_grad=False: parameter gradients only, returns None (x needs no gradient)."""
+        input_grad=False: parameter gradients only, returns None (x needs no gradient).
+        create_graph=True: also keep dout, which double_backward needs."""
         xp = get_array_module(dout)
         x = self._need("x")
+        if create_graph:
+            self.dout = dout                        # (B, out): dx = dout @ W is linear in W
         if param_grads:
             self._dW = reuse(self._dW, self.W.data)
             # in the forward pass this was: y = x @ W.T + b, so
@@ -152,6 +207,14 @@ class Linear(Layer):
             return None                             # skips the largest product of D's update
         return dout @ self.W.data                   # (B, out) @ (out, in) -> (B, in)
 
+    def double_backward(self, g_dx):
+        """g_dx = dP/d(dx), (B, in) -> g_dout = dP/d(dout), (B, out); adds dP/dW.
+        b gets nothing: it is not in backward's lines (dx = dout @ W)."""
+        dout = self._need_graph("dout")
+        # in backward this was: dx = dout @ W, a product: one term per factor
+        self.W.grad += dout.T @ g_dx                # (out, B) @ (B, in) -> (out, in)
+        return g_dx @ self.W.data.T                 # (B, in) @ (in, out) -> (B, out)
+
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
 
@@ -161,6 +224,8 @@ class LeakyReLU(Layer):
     """y = x if x > 0 else slope * x, elementwise; (B, n) -> (B, n).
 
     backward: dx = dout * (1 if x > 0 else slope).
+    double_backward: g_dout = g_dx * (1 if x > 0 else slope): the local slope is
+    piecewise constant in x, so the double backward adds no term through x.
     We cache that local slope as an array of x's dtype (never an int mask, which
     would upcast float32 to float64), so forward and backward are one multiply each.
     reference: https://pytorch.org/docs/stable/generated/torch.nn.LeakyReLU.html
@@ -170,6 +235,7 @@ class LeakyReLU(Layer):
         self.slope = slope
         self.local_slope = None
         self._slope_buffer = None                           # reused by every forward
+        self.graph_slope = None                             # kept by backward(create_graph=True)
 
     def forward(self, x):
         # the cache lives in a buffer we reuse (the cache is single-slot anyway),
@@ -181,9 +247,17 @@ class LeakyReLU(Layer):
         self.local_slope = local_slope                      # (B, n): dy/dx elementwise
         return x * local_slope
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         local_slope = self._need("local_slope")
+        if create_graph:
+            # the same mask, for the second pass. It lives in the forward's reused buffer:
+            # double_backward must come before the next forward (as backward must)
+            self.graph_slope = local_slope
         return dout * local_slope if input_grad else None   # new array: dout untouched
+
+    def double_backward(self, g_dx):
+        """in backward this was: dx = dout * local_slope, linear in dout."""
+        return g_dx * self._need_graph("graph_slope")       # (B, n)
 
     def __repr__(self):
         return f"LeakyReLU({self.slope})"
@@ -261,16 +335,31 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         """input_grad=False: the caller needs no dx (D's images, G's noise), so the first
         layer that computes skips its dx (Linear: the (B, H) @ (H, P) product), and so do
-        the reshapes before it (D's Reshape before its first Conv2d); returns None."""
+        the reshapes before it (D's Reshape before its first Conv2d); returns None.
+        create_graph=True: every layer keeps what its double_backward needs; a layer
+        without one raises NotImplementedError before any work is done."""
+        if create_graph:
+            require_double_backward(self)
+        graph = {"create_graph": True} if create_graph else {}
         # backward: go in the reverse order of the forward pass. Layer i's dx is needed
         # if the caller wants dx, or if a layer that computes lies below it.
         for i in range(len(self.layers) - 1, -1, -1):
-            needed = input_grad or not all(below.shape_only for below in self.layers[:i])
-            dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed)
+            needed = input_grad or create_graph or \
+                not all(below.shape_only for below in self.layers[:i])
+            dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed,
+                                           **graph)
         return dout
+
+    def double_backward(self, g_dx):
+        """g_dx = dP/d(dx) at the input -> dP/d(dout) at the output; adds dP/dtheta.
+        The backward pass ran from the last layer to the first, so its backward runs
+        from the first to the last: the forward order."""
+        for layer in self.layers:
+            g_dx = layer.double_backward(g_dx)
+        return g_dx
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

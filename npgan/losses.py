@@ -102,17 +102,126 @@ def g_loss_minimax(logits_fake):
     return loss, dlogits
 
 
+# ------------------------------------------------------------- critics (WGAN, hinge)
+# A critic outputs a score l = D(x), not a probability: no sigmoid anywhere below.
+# Each critic loss is a sum of a real half and a fake half that do not interact, so
+# a step can backward the real half before the fake forward (single-slot caches).
+def wasserstein_real(logits_real):
+    """The critic's real half, -mean(D(x)); dlogits = -1/N (every score pushed up)."""
+    xp = get_array_module(logits_real)
+    n = _count(logits_real)
+    return -xp.sum(logits_real) / n, xp.full_like(logits_real, -1.0 / n)
+
+
+def wasserstein_fake(logits_fake):
+    """The critic's fake half, +mean(D(G(z))); dlogits = +1/N (every score pushed down)."""
+    xp = get_array_module(logits_fake)
+    n = _count(logits_fake)
+    return xp.sum(logits_fake) / n, xp.full_like(logits_fake, 1.0 / n)
+
+
+def wasserstein_d_loss(logits_real, logits_fake):
+    """The WGAN critic's loss (Arjovsky et al. 2017): mean D(G(z)) - mean D(x).
+
+    Its negative is the critic's estimate of the Wasserstein-1 distance, W ~ mean D(x)
+    - mean D(G(z)), valid while D is 1-Lipschitz (clipping or the gradient penalty).
+    Returns (loss, dlogits_real, dlogits_fake) like d_loss.
+    reference: https://arxiv.org/abs/1701.07875 (Algorithm 1)
+    """
+    loss_real, dlogits_real = wasserstein_real(logits_real)
+    loss_fake, dlogits_fake = wasserstein_fake(logits_fake)
+    return loss_real + loss_fake, dlogits_real, dlogits_fake
+
+
+def wasserstein_g_loss(logits_fake):
+    """G's loss against a critic (WGAN, WGAN-GP and hinge alike): -mean D(G(z)).
+    dlogits = -1/N whatever the score: a linear loss never saturates."""
+    xp = get_array_module(logits_fake)
+    n = _count(logits_fake)
+    return -xp.sum(logits_fake) / n, xp.full_like(logits_fake, -1.0 / n)
+
+
+def hinge_real(logits_real):
+    """The hinge critic's real half, mean(relu(1 - D(x))); dlogits = -[l < 1] / N:
+    real scores above the margin 1 get no gradient."""
+    xp = get_array_module(logits_real)
+    n = _count(logits_real)
+    active = astype(logits_real < 1.0, logits_real.dtype)         # 1 inside the margin
+    return xp.sum(xp.maximum(1.0 - logits_real, 0.0)) / n, active * (-1.0 / n)
+
+
+def hinge_fake(logits_fake):
+    """The hinge critic's fake half, mean(relu(1 + D(G(z)))); dlogits = [l > -1] / N."""
+    xp = get_array_module(logits_fake)
+    n = _count(logits_fake)
+    active = astype(logits_fake > -1.0, logits_fake.dtype)
+    return xp.sum(xp.maximum(1.0 + logits_fake, 0.0)) / n, active * (1.0 / n)
+
+
+def hinge_d_loss(logits_real, logits_fake):
+    """The hinge critic's loss (Lim & Ye 2017; SN-GAN, BigGAN):
+    mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))). G's loss is wasserstein_g_loss.
+    Returns (loss, dlogits_real, dlogits_fake).
+    reference: https://arxiv.org/abs/1802.05957 (SN-GAN, eq. 16-17)
+    """
+    loss_real, dlogits_real = hinge_real(logits_real)
+    loss_fake, dlogits_fake = hinge_fake(logits_fake)
+    return loss_real + loss_fake, dlogits_real, dlogits_fake
+
+
+def _norms(dx):
+    """||dx_b||_2 for every row b of dx (B, ...): (B, 1)."""
+    xp = get_array_module(dx)
+    flat = xp.reshape(dx, (dx.shape[0], -1))                        # (B, P)
+    return xp.sqrt(xp.sum(flat * flat, axis=1, keepdims=True))      # (B, 1)
+
+
+def gradient_penalty(dx, weight=10.0):
+    """WGAN-GP's penalty on D's input gradients dx = grad_x D(x_hat), (B, P):
+
+    loss = weight * mean_b (||dx_b|| - 1)^2
+    d_dx = weight * 2 (||dx_b|| - 1) / B * dx_b / ||dx_b||        [like dx: (B, P)]
+    d_dx is what D.double_backward carries into D's weights. A zero row of dx (never
+    seen in practice) gets the subgradient 0 instead of 0 / 0.
+    Returns (loss, d_dx).
+    reference: https://arxiv.org/abs/1704.00028 (eq. 3, Algorithm 1)
+    """
+    xp = get_array_module(dx)
+    b = dx.shape[0]
+    norms = _norms(dx)                                              # (B, 1)
+    loss = weight * xp.sum((norms - 1.0) ** 2) / b                  # 0-d
+    scale = (2.0 * weight / b) * (norms - 1.0) / xp.maximum(norms, 1e-30)   # (B, 1)
+    d_dx = xp.reshape(xp.reshape(dx, (b, -1)) * scale, dx.shape)    # (B, P)
+    return loss, d_dx
+
+
+def gradient_norms(dx):
+    """The per-sample norms ||dx_b|| as (B,): what the penalty pulls towards 1."""
+    xp = get_array_module(dx)
+    return xp.reshape(_norms(dx), (dx.shape[0],))
+
+
+# The plain GAN's two G losses (--g-loss); a critic's G loss is always wasserstein_g_loss.
 G_LOSSES = {
     "non-saturating": g_loss_nonsaturating,
     "minimax": g_loss_minimax,
 }
+# every G loss a step can call by name
+_ALL_G_LOSSES = {**G_LOSSES, "wasserstein": wasserstein_g_loss}
+# the critics' losses as (real half, fake half), by --loss (wgan-gp adds gradient_penalty)
+CRITIC_LOSSES = {
+    "wgan": (wasserstein_real, wasserstein_fake),
+    "wgan-gp": (wasserstein_real, wasserstein_fake),
+    "hinge": (hinge_real, hinge_fake),
+}
 
 
 def get_g_loss(name):
-    """The generator loss function called `name` ('non-saturating' or 'minimax')."""
-    if name not in G_LOSSES:
-        raise ValueError(f"unknown generator loss {name!r}; valid: {', '.join(G_LOSSES)}")
-    return G_LOSSES[name]
+    """The generator loss function called `name`: 'non-saturating' or 'minimax' (the
+    plain GAN), or 'wasserstein' (-mean D(G(z)), G's loss against every critic)."""
+    if name not in _ALL_G_LOSSES:
+        raise ValueError(f"unknown generator loss {name!r}; valid: {', '.join(_ALL_G_LOSSES)}")
+    return _ALL_G_LOSSES[name]
 
 
 def softmax_cross_entropy(logits, labels):

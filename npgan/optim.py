@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum) and Adam, with PyTorch's names and semantics.
+"""Optimizers: SGD (with momentum), Adam and RMSprop, with PyTorch's names and semantics.
 
 An optimizer holds a list of Parameters and, in step(), updates each `p.data` in
 place from `p.grad`. It never zeroes the gradients by itself: call zero_grad()
@@ -168,3 +168,97 @@ class Adam(Optimizer):
         # blocks of all parameters on all cores (NumPy), or one call per parameter
         map_blocks(update, [(p.data, p.grad, m, v, tmp) for p, m, v, tmp
                             in zip(self.params, self.m, self.v, self._tmp)])
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, lecture 6e), PyTorch semantics: a step divided by a running RMS.
+
+    g = grad + weight_decay * p
+    v = alpha v + (1 - alpha) g^2                         (square_avg)
+    centered: a = alpha a + (1 - alpha) g  (grad_avg),  v~ = v - a^2,  else v~ = v
+    momentum > 0: buf = momentum buf + g / (sqrt(v~) + eps),  p -= lr * buf
+    otherwise:    p -= lr * g / (sqrt(v~) + eps)
+    No bias correction (unlike Adam): v starts at 0, so the first step is
+    lr / sqrt(1 - alpha) * sign(g), 10 lr at alpha = 0.99.
+    WGAN setting (Arjovsky et al. 2017): lr = 5e-5, the rest PyTorch's defaults.
+    reference: https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        if lr < 0:
+            raise ValueError(f"invalid learning rate lr={lr}: must be >= 0")
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"invalid alpha={alpha}: must be in [0, 1)")
+        for name, value in (("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        super().__init__(params)
+        self.hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                          momentum=momentum, centered=bool(centered))
+        self.t = 0
+        zeros = [get_array_module(p.data).zeros_like for p in self.params]
+        self.square_avg = [z(p.data) for z, p in zip(zeros, self.params)]
+        # the other two states exist only when used (and only they go into checkpoints)
+        self.grad_avg = [z(p.data) for z, p in zip(zeros, self.params)] if centered else None
+        self.momentum_buffer = ([z(p.data) for z, p in zip(zeros, self.params)]
+                                if momentum else None)
+
+    def _state_arrays(self):
+        states = {"square_avg": self.square_avg}
+        if self.grad_avg is not None:
+            states["grad_avg"] = self.grad_avg
+        if self.momentum_buffer is not None:
+            states["momentum_buffer"] = self.momentum_buffer
+        return states
+
+    def load_state_dict(self, state: dict):
+        """As Optimizer's; momentum and centered decide which states exist, so they
+        must match the saved ones."""
+        for key in ("momentum", "centered"):
+            saved = state.get("hyper", {}).get(key, self.hyper[key])
+            if bool(saved) != bool(self.hyper[key]):
+                raise ValueError(f"saved with {key}={saved!r}, but this RMSprop has "
+                                 f"{key}={self.hyper[key]!r}")
+        super().load_state_dict(state)
+
+    def step(self):
+        h = self.hyper
+        lr, alpha, eps, wd, mom = h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"]
+        centered = h["centered"]
+        self.t += 1
+
+        def update(p, g, v, tmp, *more):            # same-shaped arrays (or blocks of them)
+            a = more[0] if centered else None
+            buf = more[-1] if mom else None
+            if wd:
+                g = g + wd * p                       # L2 penalty (rare path; allocates)
+            v *= alpha
+            into(tmp, "multiply", g, g)
+            tmp *= 1.0 - alpha
+            v += tmp                                 # v = alpha v + (1 - alpha) g^2
+            if centered:                             # (rare path; allocates)
+                a *= alpha
+                a += (1.0 - alpha) * g               # a = alpha a + (1 - alpha) g
+                into(tmp, "multiply", a, a)
+                into(tmp, "subtract", v, tmp)        # v~ = v - a^2
+                into(tmp, "sqrt", tmp)
+            else:
+                into(tmp, "sqrt", v)
+            tmp += eps                               # denom = sqrt(v~) + eps
+            into(tmp, "divide", g, tmp)              # g / denom
+            if mom:
+                buf *= mom
+                buf += tmp                           # buf = momentum buf + g / denom
+                tmp[...] = buf
+                tmp *= lr
+            else:
+                tmp *= lr
+            p -= tmp                                 # p -= lr * (buf or g / denom)
+
+        groups = []
+        for i, p in enumerate(self.params):
+            more = (([self.grad_avg[i]] if centered else [])
+                    + ([self.momentum_buffer[i]] if mom else []))
+            groups.append((p.data, p.grad, self.square_avg[i], self._tmp[i], *more))
+        map_blocks(update, groups)                   # blocks on all cores (NumPy)

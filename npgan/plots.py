@@ -54,7 +54,9 @@ def save_gif(png_paths, path, ms_per_frame=300):
 
 
 def plot_curves(records, path):
-    """Loss curves and D's outputs/accuracy over steps, from metrics.jsonl records."""
+    """Loss curves and D's outputs/accuracy over steps, from metrics.jsonl records.
+    For a critic (WGAN, WGAN-GP, hinge) the right panel shows its Wasserstein estimate
+    mean D(x) - mean D(G(z)) and, under WGAN-GP, the mean ||grad D(x_hat)|| instead."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -68,16 +70,40 @@ def plot_curves(records, path):
     left.set_xlabel("step")
     left.set_title("losses")
     left.legend()
-    for key, label in [("d_real", "D(x)"), ("d_fake", "D(G(z))"),
-                       ("acc_real", "D accuracy, real"), ("acc_fake", "D accuracy, fake")]:
-        right.plot(steps, [r[key] for r in records], label=label)
-    right.set_ylim(-0.02, 1.02)
-    right.set_xlabel("step")
-    right.set_title("discriminator")
-    right.legend()
+    if records and "wasserstein" in records[0]:
+        _critic_panel(right, steps, records)
+    else:
+        for key, label in [("d_real", "D(x)"), ("d_fake", "D(G(z))"),
+                           ("acc_real", "D accuracy, real"), ("acc_fake", "D accuracy, fake")]:
+            right.plot(steps, [r[key] for r in records], label=label)
+        right.set_ylim(-0.02, 1.02)
+        right.set_xlabel("step")
+        right.set_title("discriminator")
+        right.legend()
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def _critic_panel(ax, steps, records):
+    """The critic's Wasserstein estimate (left axis) and, if logged, the mean gradient
+    norm at the interpolates (right axis, where the penalty pulls it: 1)."""
+    ax.plot(steps, [r["wasserstein"] for r in records], color="C2",
+            label="W estimate: mean D(x) - mean D(G(z))")
+    ax.set_xlabel("step")
+    ax.set_ylabel("Wasserstein estimate")
+    ax.set_title("critic (no D accuracy: a critic outputs a score, not a probability)",
+                 fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    if "grad_norm" in records[0]:
+        twin = ax.twinx()
+        twin.plot(steps, [r["grad_norm"] for r in records], color="C3", linewidth=1,
+                  label="mean ||grad D(x_hat)||")
+        twin.axhline(1.0, color="C3", linestyle=":", linewidth=1)
+        twin.set_ylabel("gradient norm at the interpolates")
+        more_h, more_l = twin.get_legend_handles_labels()
+        handles, labels = handles + more_h, labels + more_l
+    ax.legend(handles, labels, fontsize=8)
 
 
 def plot_grad_norms(records, path, weights_only=True):

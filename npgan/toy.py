@@ -22,7 +22,8 @@ from npgan.backend import Backend, astype, get_backend, to_numpy
 from npgan.backend import host as np
 from npgan.gan import build_discriminator, build_generator, d_step, train_step
 from npgan.losses import sigmoid
-from npgan.optim import Adam
+from npgan.optim import Adam, RMSprop
+from npgan.wgan import LOSSES, critic_step
 
 SHAPES = ("ring", "grid")
 RADIUS = 2.0        # ring radius, in data units
@@ -30,6 +31,18 @@ STD = 0.05          # std of every Gaussian, in data units. Metz et al. use 0.02
                     # small runs cover modes that narrow much less reliably
 SCALE = 2.5         # data units per GAN unit: every mode coordinate lies in [-2, 2], which
                     # maps to [-0.8, 0.8], inside Tanh's range (-1, 1)
+
+
+# Settings per loss for the toy's small MLPs and short runs (the same budget of G-updates
+# for every loss). Adam lr 1e-3 is the toy GAN's; the critics take n_critic = 5 from their
+# papers, wgan-gp lambda = 0.1 and betas (0.5, 0.9) from the WGAN-GP authors' own toy
+# script ("smaller lambda seems to help for toy tasks"), wgan the paper's clip 0.01.
+TOY_SETTINGS = {
+    "gan": dict(lr=1e-3, betas=(0.5, 0.999), d_steps=1),
+    "wgan": dict(optimizer="rmsprop", lr=1e-3, d_steps=5, clip=0.01),
+    "wgan-gp": dict(lr=1e-3, betas=(0.5, 0.9), d_steps=5, gp_weight=0.1),
+    "hinge": dict(lr=1e-3, betas=(0.5, 0.999), d_steps=5),
+}
 
 
 def centers(shape="ring"):
@@ -85,20 +98,22 @@ def generate(G, z, backend):
     return backend.to_numpy(G.forward(z)) * SCALE                    # a host sync
 
 
-def decision_surface(D, backend, lim=3.0, n=100):
+def decision_surface(D, backend, lim=3.0, n=100, critic=False):
     """sigmoid(D(x)) on an n x n grid over [-lim, lim]^2 (data units), as a host (n, n)
-    array whose row i is y = ys[i] (for imshow with origin="lower")."""
+    array whose row i is y = ys[i] (for imshow with origin="lower").
+    critic=True: D's raw score instead (a critic's output is not a probability)."""
     ticks = np.linspace(-lim, lim, n)
     xs, ys = np.meshgrid(ticks, ticks)                               # (n, n) each
     grid = np.stack([xs.ravel(), ys.ravel()], axis=1) / SCALE        # (n*n, 2), GAN units
-    probs = sigmoid(D.forward(backend.asarray(grid)))                # (n*n, 1)
-    return backend.to_numpy(probs).reshape(n, n)
+    scores = D.forward(backend.asarray(grid))                        # (n*n, 1)
+    return backend.to_numpy(scores if critic else sigmoid(scores)).reshape(n, n)
 
 
 def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
               hidden=64, latent_dim=4, lr=1e-3, betas=(0.5, 0.999), std=STD, d_steps=1,
               g_loss="non-saturating", train_generator=True, eval_every=500,
-              eval_samples=2000, callback=None):
+              eval_samples=2000, callback=None, loss="gan", optimizer="adam",
+              gp_weight=10.0, clip=0.01):
     """Train a small MLP GAN on a toy shape with npgan.gan.train_step; return G, D, history.
 
     backend: a name ("numpy", "cupy", "array-api-strict") made with `seed`, or a Backend
@@ -108,13 +123,22 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
     stays at its initialization: a control that must not cover the modes.
     Every eval_every steps and after the last one we measure mode_coverage for a fixed
     noise batch, the only host syncs: history gets one dict per evaluation (step,
-    covered, counts, hq_share, loss_d, d_real, d_fake); then callback(entry, G, D, be).
+    covered, counts, hq_share, loss_d, and d_real, d_fake for a GAN or wasserstein for
+    a critic); then callback(entry, G, D, be).
+    loss: 'gan', or a critic, 'wgan' | 'wgan-gp' | 'hinge' (npgan.wgan), with gp_weight
+    and clip; optimizer: 'adam' (lr, betas) or 'rmsprop' (lr), for both G and D.
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
     G = build_generator(be, latent_dim=latent_dim, hidden=(hidden, hidden), out_dim=2)
     D = build_discriminator(be, in_dim=2, hidden=(hidden, hidden))
-    opt_g = Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+    if optimizer == "rmsprop":
+        opt_g, opt_d = RMSprop(G.parameters(), lr=lr), RMSprop(D.parameters(), lr=lr)
+    else:
+        opt_g = Adam(G.parameters(), lr=lr, betas=betas)
+        opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+    keys = ("loss_d", "d_real", "d_fake") if loss == "gan" else ("loss_d", "wasserstein")
     mus = centers(shape)                                             # (K, 2), host
     z_eval = be.randn((eval_samples, latent_dim))                    # fixed noise, (N, Z)
     history = []
@@ -122,14 +146,20 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
         reals = [sample(shape, batch_size, be, std) / SCALE          # k x (B, 2), GAN units
                  for _ in range(d_steps)]
         if train_generator:
-            stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss)
+            stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss,
+                               loss=loss, gp_weight=gp_weight, clip=clip)
         else:  # the control: the same D-updates, and no G-update at all
             for x_real in reals:
-                stats = d_step(G, D, opt_d, x_real, be.randn((batch_size, latent_dim)))
+                z = be.randn((batch_size, latent_dim))
+                if loss == "gan":
+                    stats = d_step(G, D, opt_d, x_real, z)
+                else:
+                    eps = be.uniform(0.0, 1.0, (batch_size, 1)) if loss == "wgan-gp" else None
+                    stats = critic_step(G, D, opt_d, x_real, z, loss, eps, gp_weight, clip)
         if step % eval_every == 0 or step == steps:
             covered, counts, hq_share = mode_coverage(generate(G, z_eval, be), mus, std)
             entry = {"step": step, "covered": covered, "counts": counts, "hq_share": hq_share}
-            entry.update({k: be.item(stats[k]) for k in ("loss_d", "d_real", "d_fake")})
+            entry.update({k: be.item(stats[k]) for k in keys})
             history.append(entry)
             if callback is not None:
                 callback(entry, G, D, be)

@@ -25,10 +25,12 @@ from npgan.data import DATASETS, DataError, iterate_batches, load_dataset, to_de
 from npgan.gan import (PRIORS, build_discriminator, build_generator, instance_noise_sigma,
                        sample_z, train_step)
 from npgan.losses import G_LOSSES
-from npgan.optim import Adam
+from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
+from npgan.wgan import LOSS_DEFAULTS, LOSSES
 
 MODELS = ("mlp", "dcgan")
+OPTIMIZERS = ("adam", "rmsprop")
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 # what a resumed run may change: how long, where, how often it logs and evaluates, and
 # the device (the backend: CuPy re-seeds its generator). Every other setting (data,
@@ -91,6 +93,35 @@ class TrainConfig:
     ema: float = 0.999                # > 0: keep an EMA of G's weights with this decay; 0: off
     eval_every: int = 0               # > 0: sample-quality metrics every N epochs
     eval_n: int = 2000                # samples per evaluation
+    # the Wasserstein family (npgan.wgan); TrainConfig.for_loss sets each loss's defaults
+    loss: str = "gan"                 # gan | wgan | wgan-gp | hinge
+    optimizer: str = "adam"           # adam (lr, betas (beta1, beta2)) | rmsprop (lr)
+    beta2: float = 0.999
+    clip: float = 0.01                # wgan: D's parameters clipped to [-clip, clip]
+    gp_weight: float = 10.0           # wgan-gp: lambda, the gradient penalty's weight
+
+    @classmethod
+    def for_loss(cls, loss="gan", **overrides):
+        """A config with the paper's settings for `loss` (npgan.wgan.LOSS_DEFAULTS:
+        optimizer, lr, betas, n_critic = d_steps, label smoothing only for gan), then
+        `overrides` on top: TrainConfig.for_loss("wgan-gp", epochs=50)."""
+        if loss not in LOSS_DEFAULTS:
+            raise ConfigError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        return cls(**{**LOSS_DEFAULTS[loss], "loss": loss, **overrides})
+
+    def describe_loss(self) -> str:
+        """One line: the loss and the optimizer settings it runs with (printed at start)."""
+        opt = (f"Adam lr {self.lr:g}, betas ({self.beta1:g}, {self.beta2:g})"
+               if self.optimizer == "adam" else f"RMSprop lr {self.lr:g} (alpha 0.99)")
+        what = {"gan": f"GAN, BCE critic, G loss {self.g_loss}, label smoothing "
+                       f"{self.label_smoothing:g}",
+                "wgan": f"WGAN, weight clipping to [-{self.clip:g}, {self.clip:g}]",
+                "wgan-gp": f"WGAN-GP, gradient penalty weight {self.gp_weight:g}",
+                "hinge": "hinge critic"}[self.loss]
+        k = "k" if self.loss == "gan" else "n_critic"
+        note = "" if self.loss == "gan" else \
+            "; D's accuracy is not logged (a critic outputs a score, not a probability)"
+        return f"loss {self.loss}: {what}; {opt}; {k} = {self.d_steps}{note}"
 
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
@@ -139,6 +170,7 @@ class TrainConfig:
                 problems.append(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        problems += self._loss_problems()
         if problems:
             raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
 
@@ -147,12 +179,42 @@ class TrainConfig:
         return (self.lr if self.lr_d is None else self.lr_d,
                 self.lr if self.lr_g is None else self.lr_g)
 
+    def _loss_problems(self) -> list:
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if not (isinstance(self.beta2, (int, float)) and 0.0 <= self.beta2 < 1.0):
+            problems.append(f"beta2 must be in [0, 1), got {self.beta2!r}")
+        if not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            problems.append(f"clip must be > 0, got {self.clip!r}")
+        if not (isinstance(self.gp_weight, (int, float)) and self.gp_weight >= 0):
+            problems.append(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+        if self.loss in LOSSES and self.loss != "gan":
+            if self.label_smoothing != 0.0:
+                problems.append(
+                    f"label_smoothing={self.label_smoothing!r} is a target of the GAN's BCE "
+                    f"loss, and the {self.loss} critic has no targets: use label_smoothing=0 "
+                    f"(TrainConfig.for_loss({self.loss!r}) sets the paper's settings)")
+            if self.loss == "wgan-gp" and self.spectral_norm:
+                problems.append("spectral_norm has no double backward, which the gradient "
+                                "penalty of wgan-gp needs: use one or the other")
+            if self.instance_noise:
+                problems.append(f"instance_noise is a cure for the GAN's D (loss 'gan'), not "
+                                f"for the {self.loss} critic: use instance_noise=0")
+            if self.g_loss != DEFAULT_G_LOSS:
+                problems.append(f"g_loss={self.g_loss!r} applies to loss 'gan' only; against "
+                                f"a critic G minimizes -mean D(G(z))")
+        return problems
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(self).items()}
 
 
 DEFAULTS = TrainConfig()
+DEFAULT_G_LOSS = DEFAULTS.g_loss
 
 
 def _check_writable(folder: Path):
@@ -218,15 +280,26 @@ def build_models(config: TrainConfig, be):
     c = NUM_CLASSES if config.conditional else 0
     if config.model == "dcgan":
         from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
+        # the WGAN-GP critic has no BatchNorm (Gulrajani et al. 2017, section 4)
         return (build_dcgan_generator(be, latent_dim=config.latent_dim,
                                       base_channels=config.base_channels, num_classes=c),
                 build_dcgan_discriminator(be, base_channels=config.base_channels,
-                                          num_classes=c, spectral_norm=config.spectral_norm))
+                                          num_classes=c, spectral_norm=config.spectral_norm,
+                                          batchnorm=config.loss != "wgan-gp"))
     G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
                         num_classes=c)
     D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c,
                             spectral_norm=config.spectral_norm)
     return G, D
+
+
+def make_optimizer(config: TrainConfig, params, lr=None):
+    """config.optimizer over `params`: Adam(lr, betas=(beta1, beta2)) or RMSprop(lr);
+    lr defaults to config.lr (TTUR gives D and G their own, see learning_rates)."""
+    lr = config.lr if lr is None else lr
+    if config.optimizer == "rmsprop":
+        return RMSprop(params, lr=lr)
+    return Adam(params, lr=lr, betas=(config.beta1, config.beta2))
 
 
 def _grad_norms(models, xp):
@@ -253,10 +326,9 @@ class _Run:
         # here because the device does not check them (xp.take wraps on CuPy)
         self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
         self.G, self.D = build_models(config, be)
-        betas = (config.beta1, 0.999)
         lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
-        self.opt_g = Adam(self.G.parameters(), lr=lr_g, betas=betas)
-        self.opt_d = Adam(self.D.parameters(), lr=lr_d, betas=betas)
+        self.opt_g = make_optimizer(config, self.G.parameters(), lr_g)
+        self.opt_d = make_optimizer(config, self.D.parameters(), lr_d)
         self.ema = None
         if config.ema:
             from npgan.ema import EMA
@@ -278,13 +350,13 @@ class _Run:
         ck = load_checkpoint(path)
         saved = _saved_settings(ck)
         mine = self.config.to_dict()
-        for field in saved:
-            if field not in RESUME_CHANGEABLE and saved[field] != mine[field]:
-                from npgan.checkpoint import CheckpointError
-                raise CheckpointError(
-                    f"{path} was saved with {field}={saved[field]!r}, but this run has "
-                    f"{field}={mine[field]!r}; use the same settings to resume "
-                    f"(resume_config takes them from the checkpoint)")
+        differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]]
+        if differ:                                          # every difference, in one line
+            from npgan.checkpoint import CheckpointError
+            raise CheckpointError(
+                f"{path} was saved with " + ", ".join(f"{f}={saved[f]!r}" for f in differ)
+                + ", but this run has " + ", ".join(f"{f}={mine[f]!r}" for f in differ)
+                + "; use the same settings to resume (resume_config takes them from the checkpoint)")
         ck.restore_model("G", self.G, self.be)
         ck.restore_model("D", self.D, self.be)
         if self.ema is not None:
@@ -430,6 +502,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     old_handler = _install_sigint(flag)
     started, record, pending, evaluation = time.perf_counter(), None, [], None
     mode = "a" if resume is not None else "w"
+    log(cfg.describe_loss())
     try:
         with open(run.out / "metrics.jsonl", mode) as log_file:
             while run.epoch < cfg.epochs:
@@ -448,7 +521,8 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     sigma = instance_noise_sigma(cfg.instance_noise, run.step, total_steps)
                     stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
                                        cfg.latent_dim, cfg.g_loss, real_label, real_labels,
-                                       instance_noise=sigma, prior=cfg.prior)
+                                       instance_noise=sigma, prior=cfg.prior, loss=cfg.loss,
+                                       gp_weight=cfg.gp_weight, clip=cfg.clip)
                     if run.ema is not None:
                         run.ema.update()                              # after the G-update
                     run.step += 1
@@ -461,8 +535,7 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         grads = _grad_norms({"G": run.G, "D": run.D}, be.xp) if cfg.log_grad_norms else {}
                         record = run.flush(pending, grads, log_file, run.host_values(sigma))
                         pending = []
-                        bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
-                                        d_x=f"{record['d_real']:.2f}", d_gz=f"{record['d_fake']:.2f}")
+                        bar.set_postfix(**_postfix(record))
                     if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
                         break
                 bar.close()
@@ -495,15 +568,33 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                         + (f", label agreement {evaluation['label_agreement']:.3f}"
                            if "label_agreement" in evaluation else ""))
                 if record is not None:
-                    log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  "
-                        f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
-                        f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
+                    log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  {summarize(record)}  "
                         + (f"noise sigma {sigma:.4f}  " if cfg.instance_noise else "")
                         + f"[{time.perf_counter() - started:.0f} s]")
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
     return _finish(run, record, time.perf_counter() - started, evaluation)
+
+
+def _postfix(record):
+    if "wasserstein" in record:           # a critic: its Wasserstein estimate, not D(x)
+        return {"loss_d": f"{record['loss_d']:.3f}", "loss_g": f"{record['loss_g']:.3f}",
+                "W": f"{record['wasserstein']:.3f}"}
+    return {"loss_d": f"{record['loss_d']:.3f}", "loss_g": f"{record['loss_g']:.3f}",
+            "d_x": f"{record['d_real']:.2f}", "d_gz": f"{record['d_fake']:.2f}"}
+
+
+def summarize(record) -> str:
+    """A metrics record in one line: D(x) and D(G(z)) for a GAN; for a critic its
+    Wasserstein estimate (and the penalty's gradient norm under wgan-gp)."""
+    line = f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
+    if "wasserstein" not in record:
+        return line + f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}"
+    line += f"W estimate {record['wasserstein']:.4f}"
+    if "grad_norm" in record:
+        line += f"  ||grad D(x_hat)|| {record['grad_norm']:.3f}"
+    return line
 
 
 def _finish(run, record, seconds, evaluation=None) -> dict:

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from npgan import Adam, build_discriminator, build_generator, get_backend
+from npgan import Adam, RMSprop, build_discriminator, build_generator, get_backend
 from npgan import checkpoint as checkpoint_module
 from npgan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -42,6 +42,29 @@ def test_round_trip_restores_parameters_and_optimizer_state(tmp_path):
     for m1, m2 in zip(opt.m + opt.v, opt2.m + opt2.v):
         np.testing.assert_array_equal(m1, m2)
     assert ck.meta["step"] == 7 and ck.extra("fixed_z").shape == (2, 4)
+
+
+def test_round_trip_restores_rmsprop_state(tmp_path):
+    be = get_backend("numpy", seed=0)
+    G, D = models(be)
+    opt = RMSprop(G.parameters(), lr=5e-5, momentum=0.5, centered=True)
+    for step in range(2):
+        for p in G.parameters():
+            p.grad[...] = be.randn(p.shape)
+        opt.step()
+    save(tmp_path / "ck.npz", be, G, D, opt)
+    G2, _ = models(get_backend("numpy", seed=99))
+    opt2 = RMSprop(G2.parameters(), lr=0.5, momentum=0.1, centered=True)
+    load_checkpoint(tmp_path / "ck.npz").restore_optimizer("opt_g", opt2, be)
+    assert opt2.t == 2 and opt2.hyper["lr"] == 5e-5 and opt2.hyper["momentum"] == 0.5
+    for name, arrays in opt._state_arrays().items():
+        for a, b in zip(arrays, opt2._state_arrays()[name]):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match="opt_g: saved with centered=True"):
+        load_checkpoint(tmp_path / "ck.npz").restore_optimizer(
+            "opt_g", RMSprop(G2.parameters(), momentum=0.5), be)
+    with pytest.raises(CheckpointError, match="opt_g: "):          # an Adam state: no square_avg
+        load_checkpoint(tmp_path / "ck.npz").restore_optimizer("opt_g", Adam(G2.parameters()), be)
 
 
 def test_another_architecture_is_refused_with_the_reason(tmp_path):

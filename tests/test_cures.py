@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from npgan.checkpoint import load_checkpoint
+from npgan.checkpoint import CheckpointError, load_checkpoint
 from npgan import (SpectralNorm, build_discriminator, build_generator, d_loss, d_step, g_step,
                    get_g_loss, numerical_grad)
 from npgan.backend import get_backend
 from npgan.gan import instance_noise_sigma, sample_z
 from npgan.gradcheck import assert_gradients_ok, compare
 from npgan.train import (ConfigError, TrainConfig, build_models, generate, load_generator,
-                         train)
+                         resume_config, train)
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 
 STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
@@ -53,12 +53,16 @@ def test_each_optimizer_uses_its_own_learning_rate_and_a_resumed_run_keeps_them(
     assert ck.config["lr_d"] == 4e-4 and ck.config["lr_g"] == 1e-4
     assert ck.meta["optimizers"]["opt_d"]["hyper"]["lr"] == 4e-4
     assert ck.meta["optimizers"]["opt_g"]["hyper"]["lr"] == 1e-4
-    # read back from the optimizers of a resumed run (started here without the rates:
-    # the checkpoint's optimizer state carries them)
+    # read back from the optimizers of a resumed run, whose settings come from the checkpoint
     rates.clear()
-    train(tiny(tmp_path, max_steps=3), resume=tmp_path / "run" / "checkpoint.npz",
-          progress=False, on_step=record)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    config = resume_config(checkpoint, max_steps=3)[0]
+    assert (config.lr_d, config.lr_g) == (4e-4, 1e-4)
+    train(config, resume=checkpoint, progress=False, on_step=record)
     assert rates == [(4e-4, 1e-4)] * 2
+    with pytest.raises(CheckpointError, match=r"saved with lr_d=0.0004, lr_g=0.0001, but this "
+                                              r"run has lr_d=None, lr_g=None"):
+        train(tiny(tmp_path, max_steps=3), resume=checkpoint, progress=False)
 
 
 def test_the_rates_move_the_weights_by_their_size(tmp_path):

@@ -57,6 +57,18 @@ def test_the_theory_doc_ties_each_result_to_a_check():
     assert {"figures/optimal_d.png", "figures/gan_1d.png", "figures/d_at_half.png"} <= set(shown)
 
 
+def test_the_wgan_gp_walkthrough_is_checked_too():
+    walkthrough = ROOT / "docs" / "wgan_gp.md"
+    assert walkthrough in DOCS
+    refs = references(walkthrough)
+    assert len(refs) >= 20, refs
+    for name in ("Linear.double_backward", "LeakyReLU.double_backward", "Sequential.double_backward"):
+        assert ("npgan/layers.py", name) in refs
+    assert ("npgan/conv.py", "Conv2d.double_backward") in refs
+    assert ("npgan/wgan.py", "penalty_backward") in refs
+    assert "docs/wgan_gp.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 def test_the_reference_pattern_and_the_lookup_can_fail():
     assert REFERENCE.findall("see `npgan/gan.py: g_step` and `a/b.py: C.m`") == [
         ("npgan/gan.py", "g_step"), ("a/b.py", "C.m")]

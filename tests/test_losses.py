@@ -10,6 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from npgan import (Sigmoid, assert_gradients_ok, bce, bce_with_logits, d_loss, g_loss_minimax,
                    g_loss_nonsaturating, get_backend, get_g_loss, numerical_grad)
+from npgan.losses import (gradient_norms, gradient_penalty, hinge_d_loss, wasserstein_d_loss,
+                          wasserstein_g_loss)
 from npgan.gradcheck import compare
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 
@@ -138,8 +140,9 @@ def test_label_smoothing_changes_only_the_real_target():
 
 
 def test_unknown_generator_loss_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown generator loss 'wasserstein'; valid: non-saturating, minimax"):
-        get_g_loss("wasserstein")
+    with pytest.raises(ValueError, match="unknown generator loss 'hinge'; valid: "
+                                         "non-saturating, minimax, wasserstein"):
+        get_g_loss("hinge")
 
 
 def test_matches_torch_when_installed():
@@ -153,3 +156,115 @@ def test_matches_torch_when_installed():
     loss, dlogits = bce_with_logits(logits, target)
     np.testing.assert_allclose(float(loss), t_loss.item(), rtol=1e-12)
     np.testing.assert_allclose(dlogits, t_logits.grad.numpy(), rtol=1e-10)
+
+
+# ------------------------------------------------------------- critic losses
+def away_from_margin(a, gap=1e-3):
+    """Push hinge inputs within `gap` of +-1 (the kinks of relu(1 -+ l)) away from them."""
+    a = a.copy()
+    for kink in (1.0, -1.0):
+        near = np.abs(a - kink) < gap
+        a[near] = kink + np.where(a[near] >= kink, gap, -gap)
+    return a
+
+
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("loss_fn", [wasserstein_d_loss, hinge_d_loss], ids=["wgan", "hinge"])
+@given(data=st.data())
+def test_critic_loss_gradients_for_both_halves(spec, loss_fn, data):
+    be = make_backend(spec, "float64")
+    real, fake = (be.asarray(away_from_margin(data.draw(arrays(
+        np.float64, (data.draw(batch), 1), elements={"min_value": -3.0, "max_value": 3.0}))))
+        for _ in range(2))
+    _, d_real, d_fake = loss_fn(real, fake)
+    assert_gradients_ok([
+        grad_report("dlogits_real", lambda r: loss_fn(r, fake), real, d_real),
+        grad_report("dlogits_fake", lambda f: loss_fn(real, f), fake, d_fake),
+    ])
+
+
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@given(data=st.data())
+def test_wasserstein_g_loss_gradient(spec, data):
+    be = make_backend(spec, "float64")
+    logits = be.asarray(data.draw(arrays(np.float64, (data.draw(batch), 1), elements=logit_values)))
+    _, dlogits = wasserstein_g_loss(logits)
+    assert_gradients_ok([grad_report("dlogits", wasserstein_g_loss, logits, dlogits)])
+
+
+def test_critic_losses_known_values():
+    real, fake = np.array([[2.0], [0.5]]), np.array([[-3.0], [0.0]])
+    loss, dr, df = wasserstein_d_loss(real, fake)
+    assert float(loss) == pytest.approx(-1.5 - 1.25)          # mean fake - mean real
+    np.testing.assert_array_equal(dr, -0.5)
+    np.testing.assert_array_equal(df, 0.5)
+    # hinge: the real 2.0 is past the margin (no loss, no gradient), 0.5 is not;
+    # the fake -3.0 is past the margin, 0.0 is not
+    loss, dr, df = hinge_d_loss(real, fake)
+    assert float(loss) == pytest.approx((0.0 + 0.5) / 2 + (0.0 + 1.0) / 2)
+    np.testing.assert_array_equal(dr, [[0.0], [-0.5]])
+    np.testing.assert_array_equal(df, [[0.0], [0.5]])
+    loss, dl = wasserstein_g_loss(fake)
+    assert float(loss) == pytest.approx(1.5) and np.all(dl == -0.5)
+
+
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@given(data=st.data(), weight=st.floats(0.1, 20.0))
+def test_gradient_penalty_gradient(spec, data, weight):
+    """d_dx of weight * mean (||dx_b|| - 1)^2 against central differences, for input
+    gradients of any width (rows kept away from norm 0, where the norm has a kink)."""
+    be = make_backend(spec, "float64")
+    b, n = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 7))
+    dx = data.draw(arrays(np.float64, (b, n), elements={"min_value": -2.0, "max_value": 2.0}))
+    dx[np.linalg.norm(dx, axis=1) < 1e-2] = 0.5
+    dx = be.asarray(dx)
+    loss, d_dx = gradient_penalty(dx, weight)
+    assert_gradients_ok([grad_report("d_dx", lambda a: gradient_penalty(a, weight), dx, d_dx)])
+    norms = np.linalg.norm(host(dx), axis=1)
+    assert float(loss) == pytest.approx(weight * np.mean((norms - 1.0) ** 2))
+    np.testing.assert_allclose(host(gradient_norms(dx)), norms)
+
+
+def test_gradient_penalty_is_zero_for_unit_norms_and_finite_at_zero():
+    dx = np.array([[0.6, 0.8], [0.0, 0.0]])                     # norms 1 and 0
+    loss, d_dx = gradient_penalty(dx, 10.0)
+    assert float(loss) == pytest.approx(10.0 * (0.0 + 1.0) / 2)
+    np.testing.assert_allclose(d_dx, 0.0, atol=1e-15)          # unit norm: no pull; 0: subgradient 0
+    assert np.all(np.isfinite(d_dx))
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_critic_losses_keep_float32(spec):
+    be = make_backend(spec, "float32")
+    logits = be.randn((4, 1))
+    for loss, *grads in [wasserstein_d_loss(logits, logits), hinge_d_loss(logits, logits),
+                         wasserstein_g_loss(logits), gradient_penalty(be.randn((4, 5)), 10.0)]:
+        assert tuple(loss.shape) == () and loss.dtype == be.dtype
+        assert all(g.dtype == be.dtype for g in grads)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_critic_losses_finite_at_300(dtype):
+    be = get_backend("numpy", dtype=dtype)
+    big = be.asarray(np.array([[300.0], [-300.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for loss, *grads in [wasserstein_d_loss(big, big), hinge_d_loss(big, big),
+                             wasserstein_g_loss(big), gradient_penalty(big * big, 10.0)]:
+            assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_critic_losses_match_torch_when_installed():
+    torch = pytest.importorskip("torch", reason="torch not installed: no cross-check against PyTorch")
+    rng = np.random.default_rng(0)
+    real, fake, dx = rng.normal(0, 2, (6, 1)), rng.normal(0, 2, (6, 1)), rng.normal(0, 1, (6, 5))
+    t_real, t_fake, t_dx = (torch.tensor(a, requires_grad=True) for a in (real, fake, dx))
+    relu = torch.nn.functional.relu
+    t_loss = relu(1 - t_real).mean() + relu(1 + t_fake).mean() \
+        + 10 * ((t_dx.norm(2, dim=1) - 1) ** 2).mean()
+    t_loss.backward()
+    loss, dr, df = hinge_d_loss(real, fake)
+    gp, d_dx = gradient_penalty(dx, 10.0)
+    np.testing.assert_allclose(float(loss + gp), t_loss.item(), rtol=1e-12)
+    for ours, theirs in [(dr, t_real), (df, t_fake), (d_dx, t_dx)]:
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10)

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from npgan import SGD, Adam, Parameter, get_backend
+from npgan import SGD, Adam, Parameter, RMSprop, get_backend
 from tests.backends import ALL_SPECS, host, make_backend
 
 
@@ -94,7 +94,10 @@ def test_sgd_matches_closed_form(momentum, dampening, wd, nesterov):
 @pytest.mark.parametrize("spec", ALL_SPECS)
 @pytest.mark.parametrize("make_opt", [
     lambda ps: Adam(ps, lr=2e-4, betas=(0.5, 0.999)),
-    lambda ps: SGD(ps, lr=0.1, momentum=0.9)], ids=["Adam", "SGD"])
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: RMSprop(ps, lr=5e-5),
+    lambda ps: RMSprop(ps, lr=1e-2, momentum=0.9, centered=True, weight_decay=0.01)],
+    ids=["Adam", "SGD", "RMSprop", "RMSprop-centered-momentum"])
 def test_step_keeps_float32_updates_in_place_and_keeps_grads(spec, make_opt):
     be = make_backend(spec, "float32")
     p = Parameter(be.randn((3, 4)))
@@ -165,3 +168,116 @@ def test_state_dict_round_trip_continues_identically():
     np.testing.assert_array_equal(p3.data, p1.data)
     with pytest.raises(ValueError, match=r"has shape \(3, 4\), expected \(2,\)"):
         Adam([Parameter(be.zeros((2,)))]).load_state_dict(state)
+
+
+# ------------------------------------------------------------------ RMSprop
+def reference_rmsprop(p, grads, lr, alpha, eps, wd, momentum, centered):
+    """RMSprop in float64, written from the formulas of PyTorch's documentation."""
+    p, v, a, buf = p.copy(), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for g in grads:
+        g = g + wd * p
+        v = alpha * v + (1 - alpha) * g ** 2
+        v_tilde = v
+        if centered:
+            a = alpha * a + (1 - alpha) * g
+            v_tilde = v - a ** 2
+        if momentum > 0:
+            buf = momentum * buf + g / (np.sqrt(v_tilde) + eps)
+            p = p - lr * buf
+        else:
+            p = p - lr * g / (np.sqrt(v_tilde) + eps)
+    return p
+
+
+@pytest.mark.parametrize("momentum,centered,wd,alpha", [
+    (0.0, False, 0.0, 0.99), (0.9, False, 0.0, 0.99), (0.0, True, 0.0, 0.9),
+    (0.5, True, 0.05, 0.99), (0.0, False, 0.01, 0.5)])
+def test_rmsprop_matches_closed_form(momentum, centered, wd, alpha):
+    be = get_backend("numpy", dtype="float64")
+    p = make_param(be)
+    start = p.data.copy()
+    grads = [np.random.default_rng(i).standard_normal(p.shape) for i in range(7)]
+    run_steps(RMSprop([p], lr=1e-2, alpha=alpha, eps=1e-8, weight_decay=wd, momentum=momentum,
+                      centered=centered), p, grads, be)
+    np.testing.assert_allclose(p.data, reference_rmsprop(start, grads, 1e-2, alpha, 1e-8, wd,
+                                                         momentum, centered),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_rmsprop_first_step_is_lr_over_sqrt_one_minus_alpha():
+    """No bias correction: v_1 = (1 - alpha) g^2, so the first step is
+    lr * g / (sqrt(1 - alpha) |g|) = 10 lr sign(g) at alpha = 0.99."""
+    be = get_backend("numpy", dtype="float64")
+    p = make_param(be)
+    start = p.data.copy()
+    p.grad[...] = be.randn(p.shape) * 3.0
+    RMSprop([p], lr=5e-5).step()
+    np.testing.assert_allclose(start - p.data, 10 * 5e-5 * np.sign(p.grad), rtol=1e-6)
+
+
+def test_rmsprop_keeps_only_the_states_it_uses():
+    be = get_backend("numpy")
+    assert set(RMSprop([make_param(be)])._state_arrays()) == {"square_avg"}
+    assert set(RMSprop([make_param(be)], momentum=0.9, centered=True)._state_arrays()) == {
+        "square_avg", "grad_avg", "momentum_buffer"}
+
+
+def test_rmsprop_state_dict_round_trip_continues_identically():
+    be = get_backend("numpy", dtype="float64")
+    grads = [np.random.default_rng(i).standard_normal((3, 4)) for i in range(6)]
+    kwargs = dict(lr=1e-2, momentum=0.9, centered=True)
+    p1 = make_param(be)
+    run_steps(RMSprop([p1], **kwargs), p1, grads, be)
+    p2 = make_param(be)
+    opt2 = RMSprop([p2], **kwargs)
+    run_steps(opt2, p2, grads[:3], be)
+    state = {k: ([a.copy() for a in v] if isinstance(v, list) else v)
+             for k, v in opt2.state_dict().items()}
+    p3 = Parameter(p2.data.copy())
+    opt3 = RMSprop([p3], lr=123.0, momentum=0.1, centered=True)   # lr comes from the state
+    opt3.load_state_dict(state)
+    run_steps(opt3, p3, grads[3:], be)
+    np.testing.assert_array_equal(p3.data, p1.data)
+    with pytest.raises(ValueError, match="saved with centered=True, but this RMSprop has centered=False"):
+        RMSprop([Parameter(p2.data.copy())], momentum=0.9).load_state_dict(state)
+
+
+def test_rmsprop_step_allocates_no_full_size_temporaries():
+    be = get_backend("numpy", dtype="float32")
+    p = Parameter(be.randn((512, 512)))               # 1 MiB
+    p.grad[...] = be.randn(p.shape)
+    opt = RMSprop([p], lr=5e-5, momentum=0.5)
+    opt.step()                                        # warm-up
+    tracemalloc.start()
+    opt.step()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < p.data.nbytes // 4, f"RMSprop.step allocated {peak} bytes at peak"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=-1e-3), "invalid learning rate lr=-0.001"),
+    (dict(alpha=1.0), r"invalid alpha=1.0"),
+    (dict(momentum=-0.1), "momentum must be >= 0"),
+    (dict(eps=-1.0), "eps must be >= 0"),
+])
+def test_rmsprop_rejects_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RMSprop([make_param(get_backend("numpy"))], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(momentum=0.9, centered=True, weight_decay=0.01)])
+def test_rmsprop_matches_torch_when_installed(kwargs):
+    torch = pytest.importorskip("torch", reason="torch not installed: no cross-check against PyTorch")
+    be = get_backend("numpy", dtype="float64")
+    p = make_param(be)
+    t_p = torch.tensor(p.data.copy(), requires_grad=True)
+    t_opt = torch.optim.RMSprop([t_p], lr=1e-2, **kwargs)
+    opt = RMSprop([p], lr=1e-2, **kwargs)
+    for i in range(5):
+        g = np.random.default_rng(i).standard_normal(p.shape)
+        p.grad[...] = g
+        opt.step()
+        t_p.grad = torch.tensor(g)
+        t_opt.step()
+    np.testing.assert_allclose(p.data, t_p.detach().numpy(), rtol=1e-10, atol=1e-13)

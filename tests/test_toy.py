@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from npgan.backend import device_of, get_backend
-from npgan.toy import RADIUS, STD, centers, mode_coverage, sample, train_toy
+from npgan.toy import RADIUS, STD, TOY_SETTINGS, centers, mode_coverage, sample, train_toy
 from tests.backends import make_backend
 
 RING = centers("ring")                     # (8, 2)
@@ -120,3 +120,21 @@ def test_training_stays_on_a_device_that_refuses_numpy():
 
     train_toy(backend=be, steps=5, eval_every=2, eval_samples=100, callback=on_eval)
     assert seen == [seen[0], 2 * seen[0], 3 * seen[0]] and 0 < seen[0] <= 5
+
+
+@pytest.mark.parametrize("loss", ["wgan", "wgan-gp", "hinge"])
+def test_the_critics_train_the_toy_and_their_control_never_moves_G(loss):
+    """Every loss runs through train_toy with its TOY_SETTINGS and logs its Wasserstein
+    estimate (no D(x) for a critic); the frozen-G control runs the critic steps only.
+    (The quality of each loss is measured, not asserted: README, examples/toy_losses.py.)"""
+    settings = dict(TOY_SETTINGS[loss], d_steps=2)
+    _, _, history = train_toy(steps=4, eval_every=2, eval_samples=100, loss=loss, **settings)
+    assert [h["step"] for h in history] == [2, 4]
+    assert set(history[-1]) == {"step", "covered", "counts", "hq_share", "loss_d", "wasserstein"}
+    snapshots = []
+    train_toy(steps=4, eval_every=2, eval_samples=100, loss=loss, train_generator=False,
+              callback=lambda entry, G, D, be: snapshots.append(
+                  [be.to_numpy(p.data).copy() for p in G.parameters()]), **settings)
+    assert all(np.array_equal(a, b) for a, b in zip(*snapshots))
+    with pytest.raises(ValueError, match="unknown loss 'wgan_gp'"):
+        train_toy(steps=1, loss="wgan_gp")

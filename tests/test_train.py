@@ -255,3 +255,100 @@ def test_resume_refuses_a_config_whose_losses_differ(tmp_path):
                                               r"has g_loss='minimax'"):
         train(tiny(tmp_path, g_loss="minimax"), resume=tmp_path / "run" / "checkpoint.npz",
               progress=False)
+
+
+# ------------------------------------------------------------------ the Wasserstein family
+def critic(tmp_path, loss, **overrides):
+    settings = dict(dataset="mnist-5k", epochs=2, latent_dim=8, g_hidden=(16,), d_hidden=(16,),
+                    log_every=5, seed=3, out=str(tmp_path / "run"), d_steps=2)
+    settings.update(overrides)
+    return TrainConfig.for_loss(loss, **settings)
+
+
+def test_for_loss_sets_the_papers_settings_and_validation_explains_mistakes():
+    wgan, gp, hinge = (TrainConfig.for_loss(name) for name in ("wgan", "wgan-gp", "hinge"))
+    assert (wgan.optimizer, wgan.lr, wgan.d_steps, wgan.clip) == ("rmsprop", 5e-5, 5, 0.01)
+    assert (gp.optimizer, gp.lr, gp.beta1, gp.beta2, gp.d_steps, gp.gp_weight) == (
+        "adam", 1e-4, 0.0, 0.9, 5, 10.0)
+    assert (hinge.optimizer, hinge.lr, hinge.d_steps) == ("adam", 2e-4, 5)
+    assert TrainConfig.for_loss("gan") == TrainConfig()          # today's defaults, unchanged
+    assert TrainConfig.for_loss("wgan-gp", lr=3e-4).lr == 3e-4
+    for config in (wgan, gp, hinge):
+        config.validate()
+        assert config.label_smoothing == 0.0
+    with pytest.raises(ConfigError, match="unknown loss 'wgan_gp'"):
+        TrainConfig.for_loss("wgan_gp")
+    with pytest.raises(ConfigError, match=r"label_smoothing=0.1 is a target of the GAN's BCE "
+                                          r"loss, and the wgan critic has no targets"):
+        TrainConfig(loss="wgan").validate()
+    with pytest.raises(ConfigError, match="g_loss='minimax' applies to loss 'gan' only"):
+        TrainConfig.for_loss("hinge", g_loss="minimax").validate()
+    with pytest.raises(ConfigError, match=r"clip must be > 0.*\n.*gp_weight must be >= 0"):
+        TrainConfig.for_loss("wgan", clip=0.0, gp_weight=-1.0).validate()
+    with pytest.raises(ConfigError, match="unknown optimizer 'sgd'"):
+        TrainConfig(optimizer="sgd").validate()
+
+
+@pytest.mark.parametrize("loss", ["wgan", "wgan-gp", "hinge"])
+def test_a_critic_run_resumes_bit_identically(tmp_path, loss):
+    """Mid-epoch stop and resume == an uninterrupted run, with the optimizer's state
+    (RMSprop's square averages under wgan) and the EMA, under every critic loss."""
+    full = train(critic(tmp_path / "a", loss, ema=0.99), progress=False)
+    first = train(critic(tmp_path / "b", loss, ema=0.99, max_steps=20), progress=False)
+    assert first["steps"] == 20 and full["steps"] == 2 * (4500 // 64 // 2)
+    ck = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")
+    saved = {k.split("/")[1] for k in ck.arrays if k.startswith("opt_d/")}
+    assert saved == ({"square_avg"} if loss == "wgan" else {"m", "v"})
+    resumed = train(critic(tmp_path / "b", loss, ema=0.99),
+                    resume=tmp_path / "b" / "run" / "checkpoint.npz", progress=False)
+    for a, b in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(full["G_sampler"].parameters(), resumed["G_sampler"].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    if loss == "wgan":                                    # clipped after every D-update
+        assert all(np.abs(p.data).max() <= 0.01 for p in full["D"].parameters())
+
+
+def test_a_critic_run_logs_its_estimate_and_plots_it(tmp_path):
+    summary = train(critic(tmp_path, "wgan-gp", epochs=1), progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss_d", "loss_g", "wasserstein", "gp", "grad_norm"} <= set(records[0])
+    assert not {"acc_real", "acc_fake", "d_real", "d_fake"} & set(records[0])
+    assert all(np.isfinite(v) for r in records for v in r.values())
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    assert summary["steps"] == 4500 // 64 // 2
+    with pytest.raises(CheckpointError, match=r"saved with .*loss='wgan-gp'.*, but this run has "
+                                              r".*loss='wgan'"):
+        train(critic(tmp_path, "wgan"), resume=tmp_path / "run" / "checkpoint.npz", progress=False)
+
+
+def test_conditional_dcgan_under_wgan_gp_builds_a_critic_without_batchnorm(tmp_path):
+    summary = train(critic(tmp_path, "wgan-gp", model="dcgan", base_channels=2, conditional=True,
+                           max_steps=2), progress=False)
+    names = [type(layer).__name__ for layer in summary["D"].layers]
+    assert "BatchNorm2d" not in names and names.count("Conv2d") == 2
+    resumed = train(critic(tmp_path, "wgan-gp", model="dcgan", base_channels=2, conditional=True,
+                           max_steps=3), resume=tmp_path / "run" / "checkpoint.npz", progress=False)
+    assert resumed["steps"] == 3
+    G, be, config = load_generator(tmp_path / "run" / "checkpoint.npz")
+    assert config.loss == "wgan-gp" and generate(G, be, 4, 8).shape == (4, 784)
+
+
+def test_a_wgan_gp_loop_reads_the_device_only_at_logging_points(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "get_backend",
+                        lambda name, dtype, seed: get_backend("array-api-strict", dtype=dtype,
+                                                              seed=seed, device="device1"))
+    transfers = []
+    train(critic(tmp_path, "wgan-gp", epochs=1, max_steps=12), progress=False,
+          on_step=lambda run: transfers.append(run.be.host_transfers))
+    per_step = np.diff([0] + transfers)
+    assert list(np.nonzero(per_step)[0]) == [5, 10], per_step
+
+
+def test_cures_that_do_not_fit_a_critic_are_refused_and_sn_gan_is_allowed():
+    with pytest.raises(ConfigError, match="instance_noise is a cure for the GAN's D"):
+        TrainConfig.for_loss("wgan-gp", instance_noise=0.1).validate()
+    with pytest.raises(ConfigError, match="spectral_norm has no double backward"):
+        TrainConfig.for_loss("wgan-gp", spectral_norm=True).validate()
+    TrainConfig.for_loss("hinge", spectral_norm=True).validate()     # SN-GAN: hinge + SN
+    TrainConfig(instance_noise=0.1, spectral_norm=True).validate()   # both cures of a GAN's D

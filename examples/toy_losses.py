@@ -1,0 +1,55 @@
+"""Compare the losses on the 2-D toy: modes covered over several seeds, same G-update budget.
+
+    python examples/toy_losses.py --shape ring --steps 3000 --seeds 0 1 2 3 4
+    python examples/toy_losses.py --losses gan wgan-gp --shape grid --steps 5000
+
+Every run is npgan.toy.train_toy with the loss's npgan.toy.TOY_SETTINGS; each prints
+its modes covered, its share of sharp samples (within 3 std of a mode), its wall
+time and its budget (G-updates, and D-updates = n_critic per G-update). At the end, one
+row per loss: median [min, max] over the seeds.
+"""
+import argparse
+import statistics
+import time
+
+from npgan.toy import TOY_SETTINGS, centers, train_toy
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=["ring", "grid"], default="ring")
+    parser.add_argument("--steps", type=int, default=3000, help="G-updates per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--losses", nargs="+", choices=list(TOY_SETTINGS), default=list(TOY_SETTINGS))
+    args = parser.parse_args()
+
+    modes, rows = len(centers(args.shape)), []
+    for loss in args.losses:
+        settings = TOY_SETTINGS[loss]
+        covered, sharp, seconds = [], [], []
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            _, _, history = train_toy(args.shape, steps=args.steps, seed=seed, loss=loss,
+                                      eval_every=args.steps, **settings)
+            seconds.append(time.perf_counter() - t0)
+            covered.append(history[-1]["covered"])
+            sharp.append(100 * history[-1]["hq_share"])
+            print(f"{loss:8s} seed {seed}: {covered[-1]}/{modes} modes, {sharp[-1]:.1f}% sharp, "
+                  f"{seconds[-1]:.1f} s, {args.steps} G-updates, "
+                  f"{args.steps * settings['d_steps']} D-updates", flush=True)
+        rows.append((loss, covered, sharp, seconds))
+
+    def spread(values, fmt):
+        return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+
+    print(f"\n{args.shape}, {args.steps} G-updates, seeds {' '.join(map(str, args.seeds))}: "
+          f"median [min, max]")
+    print(f"| loss | modes covered (of {modes}) | sharp samples % | s per run |")
+    print("|---|---|---|---|")
+    for loss, covered, sharp, seconds in rows:
+        print(f"| {loss} | {spread(covered, '{:g}')} | {spread(sharp, '{:.1f}')} | "
+              f"{spread(seconds, '{:.0f}')} |")
+
+
+if __name__ == "__main__":
+    main()
