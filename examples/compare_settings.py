@@ -119,6 +119,7 @@ def train_once(run_dir, config):
     checkpoint = run_dir / "checkpoint.npz"
     started = time.perf_counter()
     summary = train(config, resume=checkpoint if checkpoint.is_file() else None, progress=False)
+    # seconds: this process's part of the run (a resumed run does not know the rest)
     info = {"seconds": time.perf_counter() - started, "g_updates": summary["steps"],
             "d_updates": summary["steps"] * config.d_steps, "epochs": summary["epochs"]}
     done.write_text(json.dumps(info) + "\n")
