@@ -99,3 +99,25 @@ def test_every_image_exists(doc):
     missing = [src for src in images
                if not src.startswith("http") and not (doc.parent / src).is_file()]
     assert not missing, f"{doc.name} shows images that do not exist: {missing}"
+
+
+HTML_IMAGE = re.compile(r'<img\s+src="([^"]+)"')
+MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *DOCS], ids=lambda p: p.name)
+def test_pictures_and_linked_pages_exist(page):
+    """The front page and the docs show pictures with <img src=...> too, and link to
+    each other (README -> docs/results.md): every one must exist."""
+    text = page.read_text(encoding="utf-8")
+    targets = HTML_IMAGE.findall(text) + MD_LINK.findall(text)
+    missing = [t for t in targets if not t.startswith("http") and not (page.parent / t).is_file()]
+    assert not missing, f"{page.name} points at files that do not exist: {missing}"
+
+
+def test_the_front_page_links_the_results_and_the_patterns_can_fail():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/results.md" in MD_LINK.findall(readme)
+    assert HTML_IMAGE.findall('<img src="a/b.png" width="3">') == ["a/b.png"]
+    assert MD_LINK.findall("see [x](docs/y.md#part) and [z](https://q/r.md)") == [
+        "docs/y.md", "https://q/r.md"]
