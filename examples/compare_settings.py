@@ -30,6 +30,7 @@ from npgan.experiments import format_comparison, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.plots import image_grid, save_grid
 from npgan.train import TrainConfig, generate, load_generator, train
+from npgan.wgan import LOSS_DEFAULTS
 
 # A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
 # baseline. TrainConfig's defaults are label smoothing 0.1 and an EMA of G (0.999).
@@ -71,6 +72,13 @@ STUDIES["cures-on-default"] = {   # each cure added to today's default (smoothin
        for name, changes in CURES.items()},
 }
 
+# the critics of npgan.wgan against today's default, each with its paper's settings
+# (LOSS_DEFAULTS: optimizer, lr, betas, n_critic, no label smoothing) and the EMA of G
+STUDIES["critics"] = {
+    "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    **{f"{loss} (EMA)": ({"loss": loss, **LOSS_DEFAULTS[loss]}, "ema")
+       for loss in ("wgan-gp", "wgan", "hinge")},
+}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
