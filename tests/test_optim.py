@@ -32,10 +32,12 @@ def run_steps(opt, param, grads, be):
 
 
 def test_adam_first_step_is_lr_times_sign():
-    be = get_backend("numpy", dtype="float64")
+    be = get_backend("numpy", dtype="float64", seed=0)
     p = make_param(be)
     start = p.data.copy()
-    p.grad[...] = be.randn(p.shape) * 3.0
+    g = be.randn(p.shape)
+    # |g| >= 1: eps (1e-8) against |g| stays below the tolerance, whatever the draw
+    p.grad[...] = np.sign(g) * (1.0 + 3.0 * np.abs(g))
     Adam([p], lr=2e-4, betas=(0.5, 0.999)).step()
     # m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps) ~ lr * sign(g)
     np.testing.assert_allclose(start - p.data, 2e-4 * np.sign(p.grad), rtol=1e-6)
@@ -207,10 +209,12 @@ def test_rmsprop_matches_closed_form(momentum, centered, wd, alpha):
 def test_rmsprop_first_step_is_lr_over_sqrt_one_minus_alpha():
     """No bias correction: v_1 = (1 - alpha) g^2, so the first step is
     lr * g / (sqrt(1 - alpha) |g|) = 10 lr sign(g) at alpha = 0.99."""
-    be = get_backend("numpy", dtype="float64")
+    be = get_backend("numpy", dtype="float64", seed=0)
     p = make_param(be)
     start = p.data.copy()
-    p.grad[...] = be.randn(p.shape) * 3.0
+    g = be.randn(p.shape)
+    # |g| >= 1: eps (1e-8) against |g| stays below the tolerance, whatever the draw
+    p.grad[...] = np.sign(g) * (1.0 + 3.0 * np.abs(g))
     RMSprop([p], lr=5e-5).step()
     np.testing.assert_allclose(start - p.data, 10 * 5e-5 * np.sign(p.grad), rtol=1e-6)
 
