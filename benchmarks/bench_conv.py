@@ -171,15 +171,18 @@ def check_agreement(be, ref_be, batch, c):
 
 
 def bench_layers(be, batch, c, repeats):
-    """{row: median ms}: each layer's forward + backward and its matmul floor."""
+    """{row: ms}: each layer's forward + backward and its matmul floor, timed together
+    (common.time_fair, so that both see the same load; each one's median alone)."""
     rows = {}
     for name, layer, shape in layer_cases(be, batch, c):
         x = be.randn(shape)
         dout = be.randn(tuple(layer.forward(x).shape))
         layer.backward(dout)
-        rows[name + ": fwd+bwd"] = timeit(lambda: fwd_bwd(layer, x, dout), be.synchronize, repeats)
         floor = floor_fn(be, list(products(layer, shape).values()))
-        rows[name + ": matmul floor"] = timeit(floor, be.synchronize, repeats)
+        t_layer, t_floor = common.time_fair([lambda: fwd_bwd(layer, x, dout), floor],
+                                            be.synchronize, repeats, round_seconds=0.3)
+        rows[name + ": fwd+bwd"] = t_layer.median * 1e3
+        rows[name + ": matmul floor"] = t_floor.median * 1e3
     return rows
 
 
@@ -283,8 +286,9 @@ def bench_dcgan(be, batch, c, rounds, torch=None, device=None, sync=None):
         noise = lambda b: torch.randn(b, LATENT, device=device)  # noqa: E731
         fns.append(lambda: torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise))
         floors.append(torch_floor_fn(torch, prods, device))
-    steps = common.time_fair(fns, sync, rounds, round_seconds=1.0)
-    return steps, common.time_fair(floors, sync, rounds, round_seconds=1.0)
+    # steps and floors in the same rounds: the ratios below compare like with like
+    timed = common.time_fair(fns + floors, sync, rounds, round_seconds=1.0)
+    return timed[:len(fns)], timed[len(fns):]
 
 
 # ------------------------------------------------------------------------ the table

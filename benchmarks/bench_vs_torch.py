@@ -116,8 +116,8 @@ def torch_floor_fn(torch, products, batch, device):
 
 
 def time_pair(torch, be, device, batch, rounds, sync):
-    """common.time_fair of npgan's and PyTorch's steps, then of their matmul floors
-    (the step's products alone, in NumPy and in PyTorch)."""
+    """common.time_fair of npgan's and PyTorch's steps and of their matmul floors (the
+    step's products alone, in NumPy and in PyTorch), all four in the same rounds."""
     step = common.step_fn(be, "mnist", batch)
     G, D, _, _ = common.make_gan(be)
     tG, tD = torch_models(torch, G, D, be, device)
@@ -128,11 +128,10 @@ def time_pair(torch, be, device, batch, rounds, sync):
     def t_step():
         torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise)
 
-    steps = common.time_fair([step, t_step], sync, rounds)
     prods = common.step_products(G, D, batch)
-    floors = common.time_fair([common.floor_fn(be, prods, batch),
-                               torch_floor_fn(torch, prods, batch, device)], sync, rounds)
-    return steps, floors
+    timed = common.time_fair([step, t_step, common.floor_fn(be, prods, batch),
+                              torch_floor_fn(torch, prods, batch, device)], sync, rounds)
+    return timed[:2], timed[2:]                     # (steps, floors), in the same rounds
 
 
 def compare(torch, be, device, batches, rounds, sync, label):
