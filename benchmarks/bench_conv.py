@@ -367,7 +367,7 @@ def main():
             results[name][floor_row] = floors[1].median * 1e3
             pairs.append((be.name, name))
             notes.append(f"npgan / PyTorch, DCGAN train_step, {be.name} vs {name}: "
-                         f"{steps[0].median / steps[1].median:.2f} (each side alone; in "
+                         f"{steps[0].median / steps[1].median:.2f} (fair medians; in "
                          f"alternating rounds: {np.median(steps[0].alternated) / np.median(steps[1].alternated):.2f})")
             notes.append(f"the step's matrix products alone, {be.name} / {name}: "
                          f"{floors[0].median / floors[1].median:.2f} (the BLAS part of the gap)")
@@ -400,10 +400,10 @@ def main():
         table.append([row] + cells)
     with_torch = any(b.startswith("torch") for _, b in pairs)
     alternating = " and PyTorch's" if with_torch else ""
-    lines = [f"batch {batch}, base channels {c} (npgan.dcgan), float32; layers: median ms of "
-             f"{repeats} run(s); the DCGAN steps and floors: per-step medians of npgan's"
-             f"{alternating} each timed alone (common.time_fair, {repeats} alternating "
-             f"rounds between)", ""]
+    lines = [f"batch {batch}, base channels {c} (npgan.dcgan), float32; npgan's layers with "
+             f"their floors, and the DCGAN steps and floors (npgan's{alternating}): per-call "
+             f"medians over standalone and {repeats} alternating rounds (common.time_fair); "
+             f"PyTorch's layers: median of {repeats} runs", ""]
     lines += markdown_table(["", *cols, *(f"{a} / {b}" for a, b in pairs)], table)
     lines += ["", *notes, *warnings]
     print("\n" + "\n".join(lines))

@@ -157,8 +157,12 @@ class Fair:
         self.alone, self.alternated = np.array(alone), np.array(alternated)
 
     @property
-    def median(self):              # the number we report: each side as it runs alone
-        return float(np.median(self.alone))
+    def median(self):
+        """The number we report: the median of every timed call, alone and alternated.
+        Both are the side running undisturbed by the others (the alternating rounds begin
+        with an untimed call); pooled, they span the same minutes for every side, which
+        matters on a machine whose load comes and goes."""
+        return float(np.median(np.concatenate([self.alone, self.alternated])))
 
     @property
     def drift(self):               # alternated / alone - 1
@@ -174,9 +178,9 @@ def time_fair(fns, sync, rounds=5, round_seconds=0.5):
        OpenMP threads busy-wait for a while after their work, and then steal cores from
        the other side's BLAS threads), then its calls timed one by one;
     3. each fn alone again.
-    A side's per-call median over 1 and 3 is its time as it runs alone; the alternating
-    median shares the load of the machine with the other sides. warn_lines() says where
-    the two differ by more than 10%: then a side disturbs another, or the load changed.
+    Fair.median pools all of a side's calls; warn_lines() says where its standalone
+    (1 and 3) and alternated (2) medians differ by more than 10%: then a side disturbs
+    another, or the load of the machine changed during the run.
     """
     for fn in fns:                                   # warm-up: allocators, thread pools
         fn()
@@ -200,7 +204,7 @@ def warn_lines(names, timings, limit=0.10):
     """A warning for each side whose alternated and standalone medians differ by more
     than `limit` (10%): then the two numbers tell different stories, and neither is safe."""
     return [f"warning: {name}: alternated {np.median(t.alternated) * 1e3:.2f} ms vs alone "
-            f"{t.median * 1e3:.2f} ms ({t.drift:+.0%}); the sides disturb each other or the "
+            f"{np.median(t.alone) * 1e3:.2f} ms ({t.drift:+.0%}); the sides disturb each other or the "
             f"load changed during the run" for name, t in zip(names, timings)
             if abs(t.drift) > limit]
 
