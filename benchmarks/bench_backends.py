@@ -85,11 +85,11 @@ def measure(be, width, batch, k, repeat):
         for _ in range(k):
             opt_d.step()
         opt_g.step()
-    one = common.time_per_call(step, be, number=1, repeat=1, warmup=2)[0]
-    number = common.calls_for(one)
-    t_step = common.time_per_call(step, be, number=number, repeat=repeat, warmup=1)
-    t_floor = common.time_per_call(floor, be, number=number, repeat=repeat, warmup=2)
-    t_adam = common.time_per_call(adam, be, number=number, repeat=repeat, warmup=2)
+    # the three share the machine's load: alternating rounds (common.time_fair); the
+    # ratios below use each one's per-call median over all its rounds
+    timings = common.time_fair([step, floor, adam], be.synchronize, rounds=repeat,
+                               round_seconds=0.1)
+    t_step, t_floor, t_adam = (np.concatenate([t.alone, t.alternated]) for t in timings)
     return dict(backend=be.name, width=width, batch=batch, step=float(np.median(t_step)),
                 step_min=float(t_step.min()), floor=float(np.median(t_floor)),
                 adam=float(np.median(t_adam)),

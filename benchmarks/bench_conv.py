@@ -19,9 +19,11 @@ With PyTorch importable, the same two convolutions and the same DCGAN step writt
 in PyTorch (same layers and weights, BCE with logits, non-saturating G loss, Adam(2e-4,
 betas=(0.5, 0.999)), batch, float32 and thread count), on the CPU against numpy and on
 CUDA against cupy. One step is first checked to agree from identical weights and inputs;
-npgan's and PyTorch's steps are then timed in alternating rounds, so both see the same
-machine load ("npgan / PyTorch" below 1.0: npgan is faster). CuPy's layers are first
-checked against NumPy on the same inputs. Writes the table to --out/bench_conv.md.
+npgan's and PyTorch's steps, and their matmul floors, are then timed fairly
+(common.time_fair: each alone, alternating rounds, each alone again; a warning where the
+two differ by more than 10%) ("npgan / PyTorch" below 1.0: npgan is faster). The floors
+side by side show which part of the gap is BLAS. CuPy's layers are first checked against
+NumPy on the same inputs. Writes the table to --out/bench_conv.md.
 """
 from __future__ import annotations
 
@@ -169,15 +171,18 @@ def check_agreement(be, ref_be, batch, c):
 
 
 def bench_layers(be, batch, c, repeats):
-    """{row: median ms}: each layer's forward + backward and its matmul floor."""
+    """{row: ms}: each layer's forward + backward and its matmul floor, timed together
+    (common.time_fair, so that both see the same load; each one's median alone)."""
     rows = {}
     for name, layer, shape in layer_cases(be, batch, c):
         x = be.randn(shape)
         dout = be.randn(tuple(layer.forward(x).shape))
         layer.backward(dout)
-        rows[name + ": fwd+bwd"] = timeit(lambda: fwd_bwd(layer, x, dout), be.synchronize, repeats)
         floor = floor_fn(be, list(products(layer, shape).values()))
-        rows[name + ": matmul floor"] = timeit(floor, be.synchronize, repeats)
+        t_layer, t_floor = common.time_fair([lambda: fwd_bwd(layer, x, dout), floor],
+                                            be.synchronize, repeats, round_seconds=0.3)
+        rows[name + ": fwd+bwd"] = t_layer.median * 1e3
+        rows[name + ": matmul floor"] = t_floor.median * 1e3
     return rows
 
 
@@ -250,22 +255,40 @@ def check_dcgan_agreement(torch, be, device, batch, c):
     return max(diffs)
 
 
+def torch_floor_fn(torch, prods, device):
+    """floor_fn in PyTorch: the same products, so PyTorch's BLAS meets NumPy's alone."""
+    calls = []
+    for m, k, n, a_t, b_t in prods:
+        a = torch.randn(k, m, device=device).T if a_t else torch.randn(m, k, device=device)
+        b = torch.randn(n, k, device=device).T if b_t else torch.randn(k, n, device=device)
+        calls.append((torch.empty(m, n, device=device), a, b))
+
+    def run():
+        for res, a, b in calls:
+            torch.matmul(a, b, out=res)
+    return run
+
+
 def bench_dcgan(be, batch, c, rounds, torch=None, device=None, sync=None):
-    """Seconds per DCGAN train_step of npgan (and of PyTorch, in alternating rounds,
-    when torch is given), and the floor's seconds."""
+    """common.time_fair of npgan's DCGAN train_step (and PyTorch's, when torch is
+    given), then of the step's matmul floor (in NumPy, and in PyTorch when given).
+    Returns (steps, floors): lists of common.Fair, npgan's first."""
+    sync = sync or be.synchronize
     G, D, opt_g, opt_d = dcgan(be, c)
     reals = [be.uniform(-1.0, 1.0, (batch, PIXELS))]
     fns = [lambda: train_step(G, D, opt_g, opt_d, reals, be, latent_dim=LATENT)]
+    prods = step_products(batch, c)
+    floors = [floor_fn(be, prods)]
     if torch is not None:
         tG, tD = torch_dcgan(torch, *dcgan(be, c)[:2], be, c, device)
         t_opt = [torch_adam(torch, tG), torch_adam(torch, tD)]
         x = torch.rand(batch, PIXELS, device=device) * 2 - 1
         noise = lambda b: torch.randn(b, LATENT, device=device)  # noqa: E731
         fns.append(lambda: torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise))
-    steps = common.time_alternating(fns, sync or be.synchronize, rounds)
-    floor = floor_fn(be, step_products(batch, c))
-    t_floor = common.time_alternating([floor], be.synchronize, rounds)[0]
-    return steps, t_floor
+        floors.append(torch_floor_fn(torch, prods, device))
+    # steps and floors in the same rounds: the ratios below compare like with like
+    timed = common.time_fair(fns + floors, sync, rounds, round_seconds=1.0)
+    return timed[:len(fns)], timed[len(fns):]
 
 
 # ------------------------------------------------------------------------ the table
@@ -303,8 +326,7 @@ def main():
     header = common.machine_lines()
     if torch is not None:
         torch.set_num_threads(threads)
-        header.append(f"PyTorch {torch.__version__}, torch.get_num_threads() = "
-                      f"{torch.get_num_threads()}")
+        header += common.torch_lines(torch)
     print("\n".join(header))
 
     # (npgan backend, its PyTorch twin: (column, device, sync) or None)
@@ -326,11 +348,11 @@ def main():
     step_row = "DCGAN train_step (D + G update)"
     prods = step_products(batch, c)
     floor_row = f"DCGAN train_step: matmul floor ({len(prods)} products, {gflop(prods):.3g} GFLOP)"
-    results, pairs, notes = {}, [], []     # pairs: (npgan column, PyTorch column)
+    results, pairs, notes, warnings = {}, [], [], []   # pairs: (npgan, PyTorch) columns
     for be, twin in sides:
         results[be.name] = bench_layers(be, batch, c, repeats)
         if twin is None:
-            steps, floor = bench_dcgan(be, batch, c, repeats)
+            steps, floors = bench_dcgan(be, batch, c, repeats)
         else:
             name, device, sync = twin
             err = check_dcgan_agreement(torch, be, device, batch, c)
@@ -339,24 +361,33 @@ def main():
             if err > 1e-3:
                 raise SystemExit(f"npgan ({be.name}) and PyTorch ({device}) disagree; not timing")
             results[name] = bench_torch_layers(torch, device, sync, batch, c, repeats)
-            steps, floor = bench_dcgan(be, batch, c, repeats, torch, device,
-                                       lambda: (be.synchronize(), sync()))
-            results[name][step_row] = float(np.median(steps[1])) * 1e3
+            steps, floors = bench_dcgan(be, batch, c, repeats, torch, device,
+                                        lambda: (be.synchronize(), sync()))
+            results[name][step_row] = steps[1].median * 1e3
+            results[name][floor_row] = floors[1].median * 1e3
             pairs.append((be.name, name))
             notes.append(f"npgan / PyTorch, DCGAN train_step, {be.name} vs {name}: "
-                         f"{np.median(steps[0]) / np.median(steps[1]):.2f} (medians of {repeats} "
-                         f"alternating rounds; of the best rounds: "
-                         f"{steps[0].min() / steps[1].min():.2f})")
+                         f"{steps[0].median / steps[1].median:.2f} (fair medians; in "
+                         f"alternating rounds: {np.median(steps[0].alternated) / np.median(steps[1].alternated):.2f})")
+            notes.append(f"the step's matrix products alone, {be.name} / {name}: "
+                         f"{floors[0].median / floors[1].median:.2f} (the BLAS part of the gap)")
+            warnings += common.warn_lines([f"npgan step ({be.name})", f"PyTorch step ({name})",
+                                           f"matmul floor ({be.name})", f"matmul floor ({name})"],
+                                          steps + floors)
+        if twin is None:
+            warnings += common.warn_lines([f"npgan step ({be.name})", f"matmul floor ({be.name})"],
+                                          steps + floors)
         ours = results[be.name]
-        ours[step_row] = float(np.median(steps[0])) * 1e3
-        ours[floor_row] = float(np.median(floor)) * 1e3
-        notes.append(f"{be.name}: DCGAN train_step = {ours[step_row] / ours[floor_row]:.1f}x its "
-                     f"matmul floor (the floor runs at {gflop(prods) / ours[floor_row] * 1e3:.1f} "
-                     f"GFLOP/s)")
+        ours[step_row] = steps[0].median * 1e3
+        ours[floor_row] = floors[0].median * 1e3
+        notes.append(f"{be.name}: DCGAN train_step = {ours[step_row] / ours[floor_row]:.2f}x its "
+                     f"matmul floor (target <= 1.4; the floor runs at "
+                     f"{gflop(prods) / ours[floor_row] * 1e3:.1f} GFLOP/s)")
         for layer_row in [r for r in ours if r.endswith("fwd+bwd")]:
             layer = layer_row.removesuffix(": fwd+bwd")
             notes.append(f"{be.name}: {layer} fwd+bwd = "
-                         f"{ours[layer_row] / ours[layer + ': matmul floor']:.1f}x its matmul floor")
+                         f"{ours[layer_row] / ours[layer + ': matmul floor']:.2f}x its matmul "
+                         f"floor (target <= 1.3)")
 
     if "cupy" in results:
         pairs.insert(0, ("numpy", "cupy"))
@@ -368,11 +399,13 @@ def main():
                   if row in results[a] and row in results[b] else "-" for a, b in pairs]
         table.append([row] + cells)
     with_torch = any(b.startswith("torch") for _, b in pairs)
-    alternating = ", npgan's and PyTorch's alternating" if with_torch else ""
-    lines = [f"batch {batch}, base channels {c} (npgan.dcgan), float32; median ms of {repeats} "
-             f"run(s) (the DCGAN steps: of {repeats} round(s){alternating})", ""]
+    alternating = " and PyTorch's" if with_torch else ""
+    lines = [f"batch {batch}, base channels {c} (npgan.dcgan), float32; npgan's layers with "
+             f"their floors, and the DCGAN steps and floors (npgan's{alternating}): per-call "
+             f"medians over standalone and {repeats} alternating rounds (common.time_fair); "
+             f"PyTorch's layers: median of {repeats} runs", ""]
     lines += markdown_table(["", *cols, *(f"{a} / {b}" for a, b in pairs)], table)
-    lines += ["", *notes]
+    lines += ["", *notes, *warnings]
     print("\n" + "\n".join(lines))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,12 @@ Same work on both sides: G 100-256-512-1024-784 (LeakyReLU 0.2, Tanh), D 784-512
 (LeakyReLU 0.2), BCE with logits, non-saturating G loss, Adam(2e-4, betas=(0.5, 0.999)),
 float32, one D-update (real and fake halves) + one G-update per step, fresh noise from
 each library's own generator, the same thread count. PyTorch starts from npgan's
-weights, and one step is checked to agree before anything is timed. Timing alternates
-npgan and PyTorch rounds, so both see the same machine load. Prints npgan time /
-PyTorch time (below 1.0: npgan is faster). On a CUDA machine with CuPy it also
+weights, and one step is checked to agree before anything is timed. Timing is fair
+(common.time_fair): each side is timed alone, then in alternating rounds that start with
+an untimed call, then alone again; the table gives the times alone and warns where a
+side's alternated time differs from its time alone by more than 10%. Prints npgan time /
+PyTorch time (below 1.0: npgan is faster), and the same for the step's matrix products
+alone (NumPy's BLAS against PyTorch's), so that the gap splits into BLAS and npgan. On a CUDA machine with CuPy it also
 compares the cupy backend with PyTorch on CUDA.
 """
 from __future__ import annotations
@@ -92,8 +95,29 @@ def check_agreement(torch, be, device):
     return max(diffs)
 
 
+def torch_floor_fn(torch, products, batch, device):
+    """common.floor_fn in PyTorch: the same products (shapes, layouts, float32) into
+    preallocated outputs, so that PyTorch's BLAS can be compared with NumPy's alone."""
+    calls = []
+    randn = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
+    for kind, out, inp in products:
+        if kind == "fwd":          # (B, in) @ (in, out) -> (B, out)
+            a, b, res = randn(batch, inp), randn(out, inp).T, randn(batch, out)
+        elif kind == "dW":         # (out, B) @ (B, in) -> (out, in)
+            a, b, res = randn(batch, out).T, randn(batch, inp), randn(out, inp)
+        else:                      # (B, out) @ (out, in) -> (B, in)
+            a, b, res = randn(batch, out), randn(out, inp), randn(batch, inp)
+        calls.append((res, a, b))
+
+    def run():
+        for res, a, b in calls:
+            torch.matmul(a, b, out=res)
+    return run
+
+
 def time_pair(torch, be, device, batch, rounds, sync):
-    """Per-step seconds of npgan and PyTorch, measured in alternating rounds."""
+    """common.time_fair of npgan's and PyTorch's steps and of their matmul floors (the
+    step's products alone, in NumPy and in PyTorch), all four in the same rounds."""
     step = common.step_fn(be, "mnist", batch)
     G, D, _, _ = common.make_gan(be)
     tG, tD = torch_models(torch, G, D, be, device)
@@ -104,8 +128,10 @@ def time_pair(torch, be, device, batch, rounds, sync):
     def t_step():
         torch_step(torch, tG, tD, t_opt[0], t_opt[1], x, noise)
 
-    ours, theirs = common.time_alternating([step, t_step], sync, rounds)
-    return ours, theirs
+    prods = common.step_products(G, D, batch)
+    timed = common.time_fair([step, t_step, common.floor_fn(be, prods, batch),
+                              torch_floor_fn(torch, prods, batch, device)], sync, rounds)
+    return timed[:2], timed[2:]                     # (steps, floors), in the same rounds
 
 
 def compare(torch, be, device, batches, rounds, sync, label):
@@ -114,22 +140,32 @@ def compare(torch, be, device, batches, rounds, sync, label):
           f"{err:.1e} (losses and weights)")
     if err > 1e-3:
         raise SystemExit(f"{label}: npgan and PyTorch disagree; not timing")
-    rows = []
+    rows, warnings = [], []
     for batch in batches:
-        ours, theirs = time_pair(torch, be, device, batch, rounds, sync)
-        ratio = np.median(ours) / np.median(theirs)
-        best = ours.min() / theirs.min()
-        rows.append((label, batch, np.median(ours), np.median(theirs), ratio, best, common.load()))
-        print(f"{label} batch {batch:4d}: npgan {np.median(ours) * 1e3:7.2f} ms, PyTorch "
-              f"{np.median(theirs) * 1e3:7.2f} ms (medians)  npgan / PyTorch = {ratio:.2f} "
-              f"(of the best rounds: {best:.2f})  load {common.load():.1f}", flush=True)
-    return rows
+        (ours, theirs), (f_np, f_t) = time_pair(torch, be, device, batch, rounds, sync)
+        ratio = ours.median / theirs.median
+        alt = np.median(ours.alternated) / np.median(theirs.alternated)
+        rows.append((label, batch, ours.median, theirs.median, ratio, alt,
+                     f_np.median, f_t.median, common.load()))
+        print(f"{label} batch {batch:4d}: npgan {ours.median * 1e3:7.2f} ms, PyTorch "
+              f"{theirs.median * 1e3:7.2f} ms (fair medians)  npgan / PyTorch = {ratio:.2f} "
+              f"(alternated: {alt:.2f}); the step's matmuls alone: NumPy "
+              f"{f_np.median * 1e3:.2f} ms, PyTorch {f_t.median * 1e3:.2f} ms "
+              f"(NumPy / PyTorch = {f_np.median / f_t.median:.2f})  load {common.load():.1f}",
+              flush=True)
+        names = [f"{label} batch {batch}: {n}" for n in
+                 ("npgan step", "PyTorch step", "NumPy matmuls", "PyTorch matmuls")]
+        warnings += common.warn_lines(names, [ours, theirs, f_np, f_t])
+    for line in warnings:
+        print(line)
+    return rows, warnings
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", default="64,128")
-    p.add_argument("--rounds", type=int, default=15, help="alternating timed rounds per batch")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="alternating rounds per batch (each about half a second per side)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = p.parse_args()
     try:
@@ -140,25 +176,32 @@ def main():
     threads = common.threads_for_torch()
     torch.set_num_threads(threads)          # the same thread count on both sides
     set_num_threads(threads)
-    print("\n".join(common.machine_lines()))
-    print(f"PyTorch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
+    header = common.machine_lines() + common.torch_lines(torch)
+    print("\n".join(header))
     batches = [int(b) for b in args.batches.split(",")]
     be = npgan.get_backend("numpy", dtype="float32", seed=0)
-    rows = compare(torch, be, "cpu", batches, args.rounds, lambda: None, "CPU: numpy vs torch")
+    rows, warnings = compare(torch, be, "cpu", batches, args.rounds, lambda: None,
+                             "CPU: numpy vs torch")
     if cupy_status() is None and torch.cuda.is_available():
         gpu = npgan.get_backend("cupy", dtype="float32", seed=0)
-        rows += compare(torch, gpu, "cuda", batches, args.rounds,
-                        lambda: (gpu.synchronize(), torch.cuda.synchronize()),
-                        "CUDA: cupy vs torch")
+        more, more_warnings = compare(torch, gpu, "cuda", batches, args.rounds,
+                                      lambda: (gpu.synchronize(), torch.cuda.synchronize()),
+                                      "CUDA: cupy vs torch")
+        rows, warnings = rows + more, warnings + more_warnings
     else:
         print("CUDA comparison skipped: " + (cupy_status() or "torch.cuda.is_available() is False"))
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    lines = [*(f"{h}  " for h in common.machine_lines()),
-             f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads", "",
-             "| comparison | batch | npgan ms | PyTorch ms | npgan / PyTorch (medians) | "
-             "(best rounds) | load |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [*(f"{h}  " for h in header), "",
+             "| comparison | batch | npgan ms | PyTorch ms | npgan / PyTorch | (alternated) | "
+             "NumPy matmuls ms | PyTorch matmuls ms | load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2] * 1e3:.2f} | {r[3] * 1e3:.2f} | {r[4]:.2f} | "
-              f"{r[5]:.2f} | {r[6]:.1f} |" for r in rows]
+              f"{r[5]:.2f} | {r[6] * 1e3:.2f} | {r[7] * 1e3:.2f} | {r[8]:.1f} |" for r in rows]
+    lines += ["", "Times: per-step medians of each side over its standalone and alternating "
+              "rounds (common.time_fair); (alternated): the ratio of the medians in the "
+              "alternating rounds alone. Matmuls: the step's matrix products alone, same "
+              "shapes and layouts.",
+              *warnings]
     (Path(args.out) / "bench_vs_torch.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {Path(args.out) / 'bench_vs_torch.md'}")
 

@@ -41,18 +41,51 @@ def load():
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def blas_kernel():
+    """NumPy's BLAS as threadpoolctl sees it: library, version, kernel, threads. Without
+    threadpoolctl (not a dependency) we say so; numpy.show_config() names the library."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return f"{blas_name()} (kernel unknown: pip install threadpoolctl to see it)"
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        return f"{blas_name()} (threadpoolctl found no BLAS)"
+    b = blas[0]
+    return (f"{b.get('internal_api')} {b.get('version')}, kernel {b.get('architecture')}, "
+            f"{b.get('num_threads')} thread(s)")
+
+
 def machine_lines():
     threads, source = blas_threads()
     lines = [
         f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas_name()}",
+        f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas_kernel()}",
         f"BLAS threads: {threads if threads else 'default'} ({source}); "
         f"npgan elementwise threads: {num_threads()}; load average (1 min): {load():.2f}",
     ]
+    forced = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ}
+    if forced:
+        lines.append("set in the environment: " + ", ".join(f"{k}={v}" for k, v in forced.items())
+                     + " (OpenBLAS then runs that kernel, not the one for this CPU)")
     if load() > 0.5 * (os.cpu_count() or 1):
         lines.append("warning: the machine is busy; with more threads than free cores, every "
                      "timing suffers (try OPENBLAS_NUM_THREADS=1 for a fair 1-thread run)")
     return lines
+
+
+def torch_lines(torch):
+    """PyTorch's version, BLAS, CPU kernels and threads, from its own build report."""
+    config = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), "unknown")
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        capability = "unknown"
+    return [f"PyTorch {torch.__version__}: BLAS {blas}, oneDNN "
+            f"{'on' if torch.backends.mkldnn.is_available() else 'off'}, CPU kernels "
+            f"{capability}, torch.get_num_threads() = {torch.get_num_threads()}"]
 
 
 # ------------------------------------------------------------------------ the models
@@ -105,24 +138,75 @@ def calls_for(seconds_per_call, budget=0.25):
     return max(1, int(budget / max(seconds_per_call, 1e-6)))
 
 
-def time_alternating(fns, sync, rounds):
-    """Seconds per call of each fn of fns, one value per round; the fns take turns in
-    every round (npgan's and PyTorch's steps, say), so that all of them see the same load."""
-    def timed(fn, number):
+def per_call(fn, sync, number):
+    """Seconds of each of `number` calls of fn, timed one by one (sync before the clock)."""
+    times = []
+    for _ in range(number):
         t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
+        fn()
         sync()
-        return (time.perf_counter() - t0) / number
+        times.append(time.perf_counter() - t0)
+    return times
 
-    for fn in fns:                        # warm up every side (allocators, thread pools)
-        timed(fn, 2)
-    number = calls_for(timed(fns[0], 1), budget=0.2)
-    times = [[] for _ in fns]
+
+class Fair:
+    """One side's timings from time_fair: per-call seconds when it ran alone (before
+    and after the alternation) and in the alternating rounds."""
+
+    def __init__(self, alone, alternated):
+        self.alone, self.alternated = np.array(alone), np.array(alternated)
+
+    @property
+    def median(self):
+        """The number we report: the median of every timed call, alone and alternated.
+        Both are the side running undisturbed by the others (the alternating rounds begin
+        with an untimed call); pooled, they span the same minutes for every side, which
+        matters on a machine whose load comes and goes."""
+        return float(np.median(np.concatenate([self.alone, self.alternated])))
+
+    @property
+    def drift(self):               # alternated / alone - 1
+        return float(np.median(self.alternated) / np.median(self.alone) - 1.0)
+
+
+def time_fair(fns, sync, rounds=5, round_seconds=0.5):
+    """Per-call seconds of every fn of fns, timed so that no side disturbs another.
+
+    1. each fn alone: one long round of its own calls (about round_seconds);
+    2. `rounds` alternating rounds, fn after fn, each round starting with one untimed
+       call (a library's worker threads may still spin from the other side's last call:
+       OpenMP threads busy-wait for a while after their work, and then steal cores from
+       the other side's BLAS threads), then its calls timed one by one;
+    3. each fn alone again.
+    Fair.median pools all of a side's calls; warn_lines() says where its standalone
+    (1 and 3) and alternated (2) medians differ by more than 10%: then a side disturbs
+    another, or the load of the machine changed during the run.
+    """
+    for fn in fns:                                   # warm-up: allocators, thread pools
+        fn()
+        fn()
+    sync()
+    numbers = [calls_for(float(np.median(per_call(fn, sync, 2))), round_seconds) for fn in fns]
+    numbers = [max(3, n) for n in numbers]
+    alone = [per_call(fn, sync, n) for fn, n in zip(fns, numbers)]
+    alternated = [[] for _ in fns]
     for _ in range(rounds):
-        for fn, t in zip(fns, times):
-            t.append(timed(fn, number))
-    return [np.array(t) for t in times]
+        for fn, n, t in zip(fns, numbers, alternated):
+            fn()                                     # untimed: the switch settles
+            sync()
+            t += per_call(fn, sync, n)
+    for fn, n, t in zip(fns, numbers, alone):
+        t += per_call(fn, sync, n)
+    return [Fair(a, t) for a, t in zip(alone, alternated)]
+
+
+def warn_lines(names, timings, limit=0.10):
+    """A warning for each side whose alternated and standalone medians differ by more
+    than `limit` (10%): then the two numbers tell different stories, and neither is safe."""
+    return [f"warning: {name}: alternated {np.median(t.alternated) * 1e3:.2f} ms vs alone "
+            f"{np.median(t.alone) * 1e3:.2f} ms ({t.drift:+.0%}); the sides disturb each other or the "
+            f"load changed during the run" for name, t in zip(names, timings)
+            if abs(t.drift) > limit]
 
 
 # ------------------------------------------------------------------------- the floor

@@ -8,15 +8,26 @@ column of a matrix `cols` (im2col). Its input gradient adds the columns back ont
 image (col2im, the adjoint of im2col). A transposed convolution is that input gradient
 used as a forward pass, so its backward is a plain convolution: both layers call the
 same three functions, conv2d, conv2d_input_grad and conv2d_weight_grad.
-We gather with one strided slice per kernel offset (i, j) (k*k steps, no loop over pixels
-or images) and only Array API calls, so one body runs on NumPy, CuPy and array-api-strict.
+
+Layout, chosen by measurement (docs/performance.md): cols is (C*k*k, L*B), rows over
+(c, i, j) as in W.reshape(out, C*k*k), columns over (oh, ow, b) with the batch fastest.
+The products are then one plain 2-D matmul each (BLAS does not care about the column
+order), and the gathers and scatters move runs of B numbers instead of runs of OW (7 in
+the DCGAN), which made col2im 3x faster. conv2d's output, laid out (C, OH, OW, B) in
+memory, is returned as a (B, C, OH, OW) view, so the next layer's im2col copies it
+without transposing.
+NumPy and CuPy gather with one strided view (as_strided) and one copy into a buffer the
+layer reuses at every step, and scatter with k*k in-place adds on views. Namespaces
+without strided views (the Array API has none; array-api-strict stands in for them in
+the tests) take a generic path: one slice per kernel offset, then stack / add; the tests
+check both against a plain loop over pixels.
 reference: https://cs231n.github.io/convolutional-networks/#conv (im2col)
 """
 from __future__ import annotations
 
 import math
 
-from npgan.backend import get_array_module, host
+from npgan.backend import get_array_module, host, into
 from npgan.layers import Layer, Parameter
 
 
@@ -42,79 +53,159 @@ def _offset(i, s, n):
     return slice(i, i + s * (n - 1) + 1, s)
 
 
-def im2col(x, k, s, p):
-    """Every k x k window of x as one column: x (B, C, H, W) -> cols (C*k*k, B*L).
+def _as_strided(xp):
+    """NumPy's or CuPy's as_strided, or None: the Array API has no strided views, so a
+    namespace like array-api-strict takes the generic path (one slice per offset)."""
+    if xp is host:
+        return host.lib.stride_tricks.as_strided
+    if getattr(xp, "__name__", "") == "cupy":
+        return xp.lib.stride_tricks.as_strided
+    return None
+
+
+def _scratch(buffers, name, shape, like):
+    """buffers[name] if it has this shape and like's dtype and device, else new zeros
+    (kept in buffers for the next call). buffers=None: new zeros, nothing kept."""
+    buf = None if buffers is None else buffers.get(name)
+    if (buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != like.dtype
+            or getattr(buf, "device", None) != getattr(like, "device", None)):
+        buf = _zeros(shape, like)
+        if buffers is not None:
+            buffers[name] = buf
+    return buf
+
+
+def im2col(x, k, s, p, buffers=None):
+    """Every k x k window of x as one column: x (B, C, H, W) -> cols (C*k*k, L*B).
+
+        cols[(c, i, j), (oh, ow, b)] = x_pad[b, c, oh*s + i, ow*s + j]
 
     Row c*k*k + i*k + j holds pixel (i, j) of the window in channel c, the order of
-    W.reshape(out, C*k*k); column b*L + oh*OW + ow is window (oh, ow) of image b.
+    W.reshape(out, C*k*k); column (oh*OW + ow)*B + b is window (oh, ow) of image b.
+    The batch runs fastest (layout "CHWB"), so that every copy and add below moves runs
+    of B contiguous numbers: with (b, oh, ow) columns the runs are OW = 7 long, and
+    col2im's adds cost 3x more than they do now (measured, see docs/performance.md).
+    On NumPy and CuPy that is one strided view of the padded x (nothing copied) and one
+    copy into cols; `buffers` (a dict the caller keeps) makes both arrays reused across
+    calls. The returned cols is then one of those buffers: the caller must be done with
+    it before the next call with the same dict.
     """
+    xp = get_array_module(x)
+    as_strided = _as_strided(xp)
+    if as_strided is None:
+        return _im2col_slices(x, k, s, p)
+    B, C, H, W = x.shape
+    OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+    x_pad = _scratch(buffers, "im2col_pad", (C, H + 2 * p, W + 2 * p, B), x)  # border: 0
+    x_pad[:, p:p + H, p:p + W, :] = xp.permute_dims(x, (1, 2, 3, 0))   # only the inside
+    sC, sH, sW, sB = x_pad.strides                                       # in bytes
+    windows = as_strided(x_pad, shape=(C, k, k, OH, OW, B),              # a view: no copy
+                         strides=(sC, sH, sW, s * sH, s * sW, sB))
+    cols = _scratch(buffers, "cols", (C * k * k, OH * OW * B), x)
+    xp.reshape(cols, (C, k, k, OH, OW, B))[...] = windows                # the one copy
+    return cols                                                          # (C*k*k, L*B)
+
+
+def col2im(cols, x_shape, k, s, p, buffers=None):
+    """The adjoint of im2col: add every column back onto its window.
+
+    cols (C*k*k, L*B) -> x (B, C, H, W), with x_shape = (B, C, H, W); where windows
+    overlap (k > s) their contributions sum, which is what the chain rule asks for:
+        x_pad[b, c, oh*s + i, ow*s + j] += cols[(c, i, j), (oh, ow, b)]
+    one in-place add per kernel offset (i, j), each on a view of x_pad whose own
+    elements do not overlap (the k*k views overlap one another, and adding them one
+    after the other is exact). We write `view += ...` on a view we hold, never
+    `x_pad[idx] += ...`, which makes CuPy (and NumPy) copy the result back through
+    __setitem__. Returns a new array, laid out CHWB in memory (nothing of `buffers`).
+    """
+    xp = get_array_module(cols)
+    if _as_strided(xp) is None:
+        return _col2im_slices(cols, x_shape, k, s, p)
+    B, C, H, W = x_shape
+    OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+    cols = xp.reshape(cols, (C, k, k, OH, OW, B))
+    x_pad = _scratch(buffers, "col2im_pad", (C, H + 2 * p, W + 2 * p, B), cols)
+    x_pad[...] = 0
+    for i in range(k):
+        for j in range(k):
+            window = x_pad[:, _offset(i, s, OH), _offset(j, s, OW), :]  # (C, OH, OW, B) view
+            window += cols[:, i, j]                                     # (C, OH, OW, B)
+    x = x_pad[:, p:p + H, p:p + W, :].copy()                            # (C, H, W, B)
+    return xp.permute_dims(x, (3, 0, 1, 2))                             # (B, C, H, W)
+
+
+def _im2col_slices(x, k, s, p):
+    """im2col with Array API calls only (array-api-strict): one slice per offset."""
     xp = get_array_module(x)
     B, C, H, W = x.shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
-    # channels first, so that rows of cols run over (c, i, j) and columns over (b, oh, ow)
-    x_pad = _zeros((C, B, H + 2 * p, W + 2 * p), like=x)              # zero border
-    x_pad[:, :, p:p + H, p:p + W] = xp.permute_dims(x, (1, 0, 2, 3))   # (C, B, H, W)
+    x_pad = _zeros((C, H + 2 * p, W + 2 * p, B), like=x)               # zero border
+    x_pad[:, p:p + H, p:p + W, :] = xp.permute_dims(x, (1, 2, 3, 0))   # (C, H, W, B)
     # pixel (i, j) of every window at once: one strided slice per kernel offset
-    patches = [x_pad[:, :, _offset(i, s, OH), _offset(j, s, OW)]     # (C, B, OH, OW)
+    patches = [x_pad[:, _offset(i, s, OH), _offset(j, s, OW), :]     # (C, OH, OW, B)
                for i in range(k) for j in range(k)]
-    cols = xp.stack(patches, axis=1)                                   # (C, k*k, B, OH, OW)
-    return xp.reshape(cols, (C * k * k, B * OH * OW))
+    cols = xp.stack(patches, axis=1)                                   # (C, k*k, OH, OW, B)
+    return xp.reshape(cols, (C * k * k, OH * OW * B))
 
 
-def col2im(cols, x_shape, k, s, p):
-    """The adjoint of im2col: add every column back onto its window.
-
-    cols (C*k*k, B*L) -> x (B, C, H, W), with x_shape = (B, C, H, W); where windows
-    overlap (k > s) their contributions sum, which is what the chain rule asks for.
-    """
+def _col2im_slices(cols, x_shape, k, s, p):
+    """col2im with Array API calls only (array-api-strict): one slice per offset."""
     xp = get_array_module(cols)
     B, C, H, W = x_shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
-    cols = xp.reshape(cols, (C, k * k, B, OH, OW))
-    x_pad = _zeros((C, B, H + 2 * p, W + 2 * p), like=cols)
+    cols = xp.reshape(cols, (C, k * k, OH, OW, B))
+    x_pad = _zeros((C, H + 2 * p, W + 2 * p, B), like=cols)
     for i in range(k):
-        for j in range(k):   # im2col took: x_pad[:, :, _offset(i, s, OH), _offset(j, s, OW)]
-            x_pad[:, :, _offset(i, s, OH), _offset(j, s, OW)] += cols[:, i * k + j, ...]
-    x = x_pad[:, :, p:p + H, p:p + W]                                  # drop the border
-    return xp.permute_dims(x, (1, 0, 2, 3))                            # (B, C, H, W)
+        for j in range(k):   # im2col took: x_pad[:, _offset(i, s, OH), _offset(j, s, OW), :]
+            x_pad[:, _offset(i, s, OH), _offset(j, s, OW), :] += cols[:, i * k + j, ...]
+    x = x_pad[:, p:p + H, p:p + W, :]                                  # drop the border
+    return xp.permute_dims(x, (3, 0, 1, 2))                            # (B, C, H, W)
 
 
 # --------------------------------------------------------- the convolution as matmuls
-def _channels_first(a):
-    """(B, C, H, W) -> (C, B*H*W): one row per channel, the layout of cols' columns."""
+def _rows(a):
+    """(B, C, H, W) -> (C, H*W*B): one row per channel, the layout of cols' columns
+    (no copy when a is laid out CHWB in memory, as the outputs of conv2d and col2im are)."""
     xp = get_array_module(a)
-    return xp.reshape(xp.permute_dims(a, (1, 0, 2, 3)), (a.shape[1], -1))
+    return xp.reshape(xp.permute_dims(a, (1, 2, 3, 0)), (a.shape[1], -1))
 
 
-def conv2d(x, W, s, p):
+def conv2d(x, W, s, p, buffers=None):
     """y = conv(x, W), no bias: x (B, C, H, W), W (out, C, k, k) -> y (B, out, OH, OW).
 
-    Returns y and cols = im2col(x), (C*k*k, B*L), which the weight gradient needs.
+    Returns y and cols = im2col(x), (C*k*k, L*B), which the weight gradient needs
+    (with `buffers`, cols is a reused buffer: see im2col).
     """
     xp = get_array_module(x)
     (B, _, H, Wd), (out, _, k, _) = x.shape, W.shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(Wd, k, s, p)
-    cols = im2col(x, k, s, p)                                      # (C*k*k, B*L)
+    cols = im2col(x, k, s, p, buffers)                             # (C*k*k, L*B)
     y = xp.reshape(W, (out, -1)) @ cols                            # (out, C*k*k) @ cols
-    y = xp.reshape(y, (out, B, OH, OW))                            # (out, B*L) unflattened
-    return xp.permute_dims(y, (1, 0, 2, 3)), cols                  # (B, out, OH, OW)
+    y = xp.reshape(y, (out, OH, OW, B))                            # (out, L*B) unflattened
+    return xp.permute_dims(y, (3, 0, 1, 2)), cols                  # (B, out, OH, OW)
 
 
-def conv2d_input_grad(dy, W, x_shape, s, p):
+def conv2d_input_grad(dy, W, x_shape, s, p, buffers=None):
     """dL/dx for y = conv2d(x, W): dy (B, out, OH, OW) -> dx (x_shape).
 
     in conv2d this was: y = Wm @ cols, so dcols = Wm.T @ dy and dx = col2im(dcols).
     """
     xp = get_array_module(dy)
     out, k = W.shape[0], W.shape[2]
-    dcols = xp.reshape(W, (out, -1)).T @ _channels_first(dy)      # (C*k*k, out) @ (out, B*L)
-    return col2im(dcols, x_shape, k, s, p)                         # (B, C, H, W)
+    Wm, dy_rows = xp.reshape(W, (out, -1)), _rows(dy)   # (out, C*k*k), (out, L*B)
+    dcols = _scratch(buffers, "dcols", (Wm.shape[1], dy_rows.shape[1]), dy)
+    into(dcols, "matmul", Wm.T, dy_rows)                           # (C*k*k, out) @ (out, L*B)
+    return col2im(dcols, x_shape, k, s, p, buffers)                # (B, C, H, W)
 
 
-def conv2d_weight_grad(dy, cols, w_shape):
-    """dL/dW for y = conv2d(x, W): dy (B, out, OH, OW), cols (C*k*k, B*L) -> (out, C, k, k)."""
+def conv2d_weight_grad(dy, cols, w_shape, buffers=None):
+    """dL/dW for y = conv2d(x, W): dy (B, out, OH, OW), cols (C*k*k, L*B) -> (out, C, k, k).
+    With `buffers`, the result is a reused buffer: add it to W.grad before the next call."""
     xp = get_array_module(dy)
-    return xp.reshape(_channels_first(dy) @ cols.T, w_shape)       # (out, B*L) @ (B*L, C*k*k)
+    dy_rows = _rows(dy)                                  # (out, L*B)
+    dW = _scratch(buffers, "dW", (dy_rows.shape[0], cols.shape[0]), dy)
+    into(dW, "matmul", dy_rows, cols.T)                            # (out, L*B) @ (L*B, C*k*k)
+    return xp.reshape(dW, w_shape)
 
 
 # --------------------------------------------------------------------------- layers
@@ -173,12 +264,14 @@ class Conv2d(Layer):
                      in_ch * kernel_size * kernel_size, backend, init)
         self.cols, self.x_shape = None, None
         self.dout = None                             # kept by backward(create_graph=True)
+        self._buffers = {}      # im2col's and col2im's arrays, reused at every step
 
     def forward(self, x):
         _check_input(self, x, self.in_ch)
-        y, cols = conv2d(x, self.W.data, self.s, self.p)           # (B, out, OH, OW)
+        y, cols = conv2d(x, self.W.data, self.s, self.p, self._buffers)  # (B, out, OH, OW)
         # we keep cols, not x: dW needs exactly this matrix, and gathering it again would
-        # cost a second im2col (cols is k*k/s**2 times the size of x)
+        # cost a second im2col (cols is k*k/s**2 times the size of x). cols is a reused
+        # buffer: the next forward overwrites it, as it replaces the cache anyway.
         self.cols, self.x_shape = cols, tuple(x.shape)
         return _add_bias(y, self.b.data)
 
@@ -190,11 +283,12 @@ class Conv2d(Layer):
         if create_graph:
             self.dout = dout                         # (B, out, OH, OW)
         if param_grads:
-            self.W.grad += conv2d_weight_grad(dout, cols, self.W.shape)   # (out, in, k, k)
+            self.W.grad += conv2d_weight_grad(dout, cols, self.W.shape, self._buffers)
             self.b.grad += xp.sum(dout, axis=(0, 2, 3))                   # (out,)
         if not input_grad:
             return None                              # skips a col2im and its matrix product
-        return conv2d_input_grad(dout, self.W.data, x_shape, self.s, self.p)  # (B, in, H, W)
+        return conv2d_input_grad(dout, self.W.data, x_shape, self.s, self.p,
+                                 self._buffers)                           # (B, in, H, W)
 
     def double_backward(self, g_dx):
         """g_dx (B, in, H, W) -> g_dout (B, out, OH, OW); adds dP/dW (b gets nothing)."""
@@ -232,6 +326,7 @@ class ConvTranspose2d(Layer):
         _init_params(self, (in_ch, out_ch, kernel_size, kernel_size), out_ch,
                      out_ch * kernel_size * kernel_size, backend, init)
         self.x = None
+        self._buffers = {}      # im2col's and col2im's arrays, reused at every step
 
     def out_size(self, n):
         """(n - 1) * s - 2p + k + output_padding: a side that a Conv2d(k, s, p) maps to n."""
@@ -245,7 +340,8 @@ class ConvTranspose2d(Layer):
         B, _, H, W = x.shape
         self.x = x                                                 # (B, in, H, W), for dW
         y_shape = (B, self.out_ch, self.out_size(H), self.out_size(W))
-        y = conv2d_input_grad(x, self.W.data, y_shape, self.s, self.p)  # (B, out, OH, OW)
+        y = conv2d_input_grad(x, self.W.data, y_shape, self.s, self.p,
+                              self._buffers)                       # (B, out, OH, OW)
         return _add_bias(y, self.b.data)
 
     def backward(self, dout, param_grads=True, input_grad=True):
@@ -256,9 +352,9 @@ class ConvTranspose2d(Layer):
         # in the forward pass this was: y = conv2d_input_grad(x, W), a linear map of x whose
         # adjoint is the convolution itself: dx = conv2d(dout, W). Its im2col, cols, is
         # also what dW needs, so dx costs only one more product here.
-        dx, cols = conv2d(dout, self.W.data, self.s, self.p)       # (B, in, H, W)
+        dx, cols = conv2d(dout, self.W.data, self.s, self.p, self._buffers)  # (B, in, H, W)
         if param_grads:
-            self.W.grad += conv2d_weight_grad(x, cols, self.W.shape)  # (in, out, k, k)
+            self.W.grad += conv2d_weight_grad(x, cols, self.W.shape, self._buffers)
             self.b.grad += xp.sum(dout, axis=(0, 2, 3))               # (out,)
         return dx if input_grad else None
 

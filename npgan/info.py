@@ -47,6 +47,29 @@ def blas_threads():
     return blas[0]["num_threads"], f"threadpoolctl ({blas[0].get('internal_api')})"
 
 
+def busy_machine_warning(load=None, cores=None, threads=None):
+    """A one-line advice, or None: BLAS runs more than one thread (nobody set its
+    *_NUM_THREADS) while other jobs already fill the cores. On a 2-core machine with two
+    busy jobs, the MLP step then takes 20x longer than with one BLAS thread (the table in
+    docs/performance.md): a BLAS thread that waits for a descheduled sibling stalls each
+    product. load, cores, threads: for tests (default: this machine's)."""
+    if threads is None:
+        if any(os.environ.get(var) for var in THREAD_VARS):
+            return None                                      # the user chose
+        threads = blas_threads()[0] or _cores()
+    load = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else load
+    cores = cores or _cores()
+    if load is None or threads <= 1 or load < cores:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cores} cores) and BLAS runs "
+            f"{threads} threads: steps can be many times slower than with one. Set "
+            f"OPENBLAS_NUM_THREADS=1 (see docs/performance.md, 'Threads under load')")
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -25,7 +25,9 @@ class _BatchNorm(Layer):
     backward (training mode; every sum runs over the N values of a channel):
         dxhat = dout * gamma
         dx = inv_std / N * (N * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+           = gamma * inv_std / N * (N * dout - sum(dout) - xhat * sum(dout * xhat))
         dgamma += sum(dout * xhat)    dbeta += sum(dout)
+    (the second form shares its two sums with dgamma and dbeta)
     In eval mode mean and inv_std are constants, so dx = dout * gamma * inv_std.
     running_var is updated with the unbiased variance (times N / (N - 1)), as in PyTorch.
     """
@@ -75,31 +77,40 @@ class _BatchNorm(Layer):
             xc = x - self._per_channel(self.running_mean)
             var = self._per_channel(self.running_var)
         inv_std = 1.0 / xp.sqrt(var + self.eps)                    # (1, C[, 1, 1])
-        xhat = xc * inv_std                                        # like x
+        xc *= inv_std                  # in place: xc is ours, and it becomes xhat, like x
+        xhat = xc
         # cache: xhat and inv_std are all the backward formula uses
         self.xhat, self.inv_std, self.batch_stats = xhat, inv_std, self.training
         if not self.affine:
             return xhat
-        return self._per_channel(self.weight.data) * xhat + self._per_channel(self.bias.data)
+        y = xhat * self._per_channel(self.weight.data)             # like x
+        y += self._per_channel(self.bias.data)                     # in place: one array fewer
+        return y
 
     def backward(self, dout, param_grads=True, input_grad=True):
         xp = get_array_module(dout)
         xhat, inv_std = self._need("xhat"), self._need("inv_std")
         batch_stats = self._need("batch_stats")
-        # in the forward pass this was: y = gamma * xhat + beta
+        # in the forward pass this was: y = gamma * xhat + beta. Both sums below serve
+        # dgamma, dbeta and dx: sum(dxhat) = gamma * sum(dout), and likewise with * xhat
+        sum_dout = xp.sum(dout, axis=self._axes, keepdims=True)             # (1, C[, 1, 1])
+        sum_dout_xhat = xp.sum(dout * xhat, axis=self._axes, keepdims=True)  # (1, C[, 1, 1])
         if self.affine and param_grads:
-            self.weight.grad += xp.sum(dout * xhat, axis=self._axes)   # (C,)
-            self.bias.grad += xp.sum(dout, axis=self._axes)            # (C,)
+            self.weight.grad += xp.reshape(sum_dout_xhat, (self.num_features,))   # (C,)
+            self.bias.grad += xp.reshape(sum_dout, (self.num_features,))          # (C,)
         if not input_grad:
             return None
-        dxhat = dout * self._per_channel(self.weight.data) if self.affine else dout
+        gamma_inv_std = inv_std * self._per_channel(self.weight.data) if self.affine else inv_std
         if not batch_stats:                   # eval: xhat = (x - running_mean) * inv_std
-            return dxhat * inv_std
-        # xhat = (x - mean) * inv_std, where mean and inv_std depend on every x of the channel
+            return dout * gamma_inv_std
+        # xhat = (x - mean) * inv_std, where mean and inv_std depend on every x of the channel:
+        # dx = gamma * inv_std / n * (n * dout - sum(dout) - xhat * sum(dout * xhat))
         n = math.prod(dout.shape) // self.num_features
-        sum_dxhat = xp.sum(dxhat, axis=self._axes, keepdims=True)
-        sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=self._axes, keepdims=True)
-        return (inv_std / n) * (n * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+        dx = dout * float(n)                                       # new array: dout untouched
+        dx -= sum_dout
+        dx -= xhat * sum_dout_xhat
+        dx *= gamma_inv_std / n
+        return dx
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.num_features}, momentum={self.momentum}, "

@@ -16,6 +16,7 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -492,6 +493,11 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
 
     run = _Run(config, resume)
     cfg, be = config, run.be
+    if be.name == "numpy":
+        from npgan.info import busy_machine_warning
+        advice = busy_machine_warning()
+        if advice:
+            warnings.warn(advice, stacklevel=2)
     log = log or (tqdm.write if progress else (lambda line: None))
     n_batches = run.x.shape[0] // cfg.batch_size
     steps_per_epoch = n_batches // cfg.d_steps

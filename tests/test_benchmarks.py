@@ -61,3 +61,13 @@ def test_bench_conv_writes_the_dcgan_step_and_its_floor(tmp_path):
         assert "max abs difference" in result.stdout
         assert "npgan / PyTorch, DCGAN train_step, numpy vs torch cpu" in table
         assert "numpy / torch cpu" in table
+
+
+def test_bench_threads_writes_a_row_per_setting(tmp_path):
+    result = run("benchmarks/bench_threads.py", "--seconds", "0.1", "--competitors", "0",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "bench_threads.md").read_text()
+    assert table.startswith("CPU: ") and "| busy loops | BLAS threads | npgan threads |" in table
+    for blas, ours in [(1, 1), (2, 1), (2, 2), (1, 2)]:
+        assert f"| 0 | {blas} | {ours} | " in table

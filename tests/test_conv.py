@@ -46,6 +46,40 @@ def naive_conv_transpose2d(x, W, b, s, p, op):
     return y[:, :, p:p + OH, p:p + OW] + b[None, :, None, None]
 
 
+def reference_im2col(x, k, s, p):
+    """im2col by its definition, one number at a time (the fast paths must match it):
+    cols[(c, i, j), (oh, ow, b)] = x_pad[b, c, oh*s + i, ow*s + j]."""
+    B, C, H, W = x.shape
+    x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    cols = np.zeros((C * k * k, OH * OW * B), dtype=x.dtype)
+    for c in range(C):
+        for i in range(k):
+            for j in range(k):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        for b in range(B):
+                            cols[(c * k + i) * k + j, (oh * OW + ow) * B + b] = \
+                                x[b, c, oh * s + i, ow * s + j]
+    return cols
+
+
+def reference_col2im(cols, x_shape, k, s, p):
+    """col2im by its definition: every entry of cols added onto its pixel, one by one."""
+    B, C, H, W = x_shape
+    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    x = np.zeros((B, C, H + 2 * p, W + 2 * p), dtype=cols.dtype)
+    for c in range(C):
+        for i in range(k):
+            for j in range(k):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        for b in range(B):
+                            x[b, c, oh * s + i, ow * s + j] += \
+                                cols[(c * k + i) * k + j, (oh * OW + ow) * B + b]
+    return x[:, :, p:p + H, p:p + W]
+
+
 # ------------------------------------------------------------------ random cases
 @st.composite
 def conv_case(draw, transpose=False):
@@ -113,6 +147,37 @@ def test_forward_matches_the_naive_loops(spec, transpose, data):
     expected = (naive_conv_transpose2d(xh, Wt, b, s, p, op) if transpose
                 else naive_conv2d(xh, Wt, b, s, p))
     np.testing.assert_allclose(host(layer.forward(x)), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@settings(max_examples=2 * FEW)
+@given(case=conv_case(), reuse=st.booleans())
+def test_im2col_and_col2im_match_the_reference_loops_exactly(spec, case, reuse):
+    """The strided-view path (NumPy, CuPy) and the slice path (array-api-strict, no
+    strided views) both equal the definitions bit for bit: small integers make every
+    sum exact, whatever the order of the adds. With reused buffers, a second call with
+    other numbers gives the second answer (no stale values left in the buffers)."""
+    B, c_in, _, k, s, p, _, H, W = case
+    be = make_backend(spec, "float64")
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    buffers = {} if reuse else None
+    for _ in range(2):
+        x = rng.integers(-9, 10, (B, c_in, H, W)).astype(np.float64)
+        cols = host(im2col(be.asarray(x), k, s, p, buffers))
+        np.testing.assert_array_equal(cols, reference_im2col(x, k, s, p))
+        c = rng.integers(-9, 10, cols.shape).astype(np.float64)
+        back = host(col2im(be.asarray(c), x.shape, k, s, p, buffers))
+        np.testing.assert_array_equal(back, reference_col2im(c, x.shape, k, s, p))
+
+
+def test_the_reference_loops_can_tell_a_wrong_layout():
+    """Control: the exact test above fails for cols in the (b, oh, ow) column order."""
+    be = get_backend("numpy", dtype="float64")
+    x = np.arange(2 * 1 * 4 * 4, dtype=np.float64).reshape(2, 1, 4, 4)
+    cols = im2col(be.asarray(x), 2, 2, 0)                          # (4, L*B) = (4, 8)
+    wrong = np.reshape(np.reshape(cols, (4, 4, 2)).transpose(0, 2, 1), (4, 8))
+    np.testing.assert_array_equal(cols, reference_im2col(x, 2, 2, 0))
+    assert not np.array_equal(wrong, reference_im2col(x, 2, 2, 0))
 
 
 @given(case=conv_case())

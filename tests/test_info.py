@@ -64,3 +64,11 @@ def test_info_with_a_gpu_emulated(monkeypatch):
     lines = info_module._cupy_lines(info)
     assert lines[1].strip() == ("1 device(s); device 0: NVIDIA H200 (compute capability 9.0), "
                                 "100.0 GiB free of 140.0 GiB")
+
+
+def test_busy_machine_warning_only_with_several_blas_threads_on_full_cores():
+    from npgan.info import busy_machine_warning
+    advice = busy_machine_warning(load=3.0, cores=2, threads=2)
+    assert "OPENBLAS_NUM_THREADS=1" in advice and "load average 3.0 on 2 cores" in advice
+    assert busy_machine_warning(load=1.2, cores=2, threads=2) is None      # a core is free
+    assert busy_machine_warning(load=3.0, cores=2, threads=1) is None      # one BLAS thread
