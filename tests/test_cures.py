@@ -15,20 +15,7 @@ from npgan.gradcheck import assert_gradients_ok, compare
 from npgan.train import (ConfigError, TrainConfig, build_models, generate, load_generator,
                          resume_config, train)
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
-
-STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
-
-
-def tiny(tmp_path, **overrides):
-    """A tiny GAN on the bundled digits (as in test_train.py)."""
-    settings = dict(dataset="mnist-5k", epochs=2, latent_dim=8, g_hidden=(16,), d_hidden=(16,),
-                    log_every=10, seed=3, out=str(tmp_path / "run"))
-    settings.update(overrides)
-    return TrainConfig(**settings)
-
-
-def params(summary):
-    return [p.data.copy() for m in (summary["G"], summary["D"]) for p in m.parameters()]
+from tests.test_train import STEPS_PER_EPOCH, params, tiny   # the tiny GAN of the loop tests
 
 
 def strip_config(checkpoint, keys):
