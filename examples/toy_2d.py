@@ -1,7 +1,7 @@
 """Watch a GAN learn a 2-D mixture of Gaussians: real points, G's points and D's view.
 
     python examples/toy_2d.py --shape ring --steps 3000 --every 100 --out runs/toy_2d
-    python examples/toy_2d.py --loss wgan-gp --out runs/toy_wgan_gp    # a critic instead of D
+    python examples/toy_2d.py --setting wgan-gp --out runs/toy_wgan_gp    # a critic instead of D
 
 Every --every steps we save a figure (real points, generated points, and D's decision
 surface sigmoid(D(x)) as a heat map) and print how many modes G covers; at the end we
@@ -68,10 +68,11 @@ def main():
     parser.add_argument("--std", type=float, default=STD, help="std of each Gaussian")
     parser.add_argument("--latent-dim", type=int, default=4, help="Z, the size of G's noise")
     parser.add_argument("--fps", type=int, default=8, help="frames per second of the GIF")
-    parser.add_argument("--loss", choices=list(TOY_SETTINGS), default="gan",
-                        help="gan, or a critic: wgan, wgan-gp, hinge (settings: npgan.toy.TOY_SETTINGS)")
+    parser.add_argument("--setting", "--loss", choices=list(TOY_SETTINGS), default="gan",
+                        help="gan, a critic (wgan, wgan-gp, hinge) or a cure on top of the "
+                             "GAN (gan+ttur, gan+noise0.1, ...): npgan.toy.TOY_SETTINGS")
     args = parser.parse_args()
-    critic = args.loss != "gan"
+    critic = TOY_SETTINGS[args.setting]["loss"] != "gan"
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,8 +100,8 @@ def main():
     t0 = time.perf_counter()
     _, _, history = train_toy(args.shape, steps=args.steps, seed=args.seed, backend=be,
                               std=args.std, latent_dim=args.latent_dim,
-                              eval_every=args.every, callback=snapshot, loss=args.loss,
-                              **TOY_SETTINGS[args.loss])
+                              eval_every=args.every, callback=snapshot,
+                              **TOY_SETTINGS[args.setting])
     seconds = time.perf_counter() - t0
     last = history[-1]
     print(f"done in {seconds:.1f} s: {last['covered']}/{len(mus)} modes covered, "

@@ -20,7 +20,8 @@ import math
 
 from npgan.backend import Backend, astype, get_backend, to_numpy
 from npgan.backend import host as np
-from npgan.gan import build_discriminator, build_generator, d_step, train_step
+from npgan.gan import (build_discriminator, build_generator, d_step, instance_noise_sigma,
+                       sample_z, train_step)
 from npgan.losses import sigmoid
 from npgan.optim import Adam, RMSprop
 from npgan.wgan import LOSSES, critic_step
@@ -33,15 +34,26 @@ SCALE = 2.5         # data units per GAN unit: every mode coordinate lies in [-2
                     # maps to [-0.8, 0.8], inside Tanh's range (-1, 1)
 
 
-# Settings per loss for the toy's small MLPs and short runs (the same budget of G-updates
-# for every loss). Adam lr 1e-3 is the toy GAN's; the critics take n_critic = 5 from their
-# papers, wgan-gp lambda = 0.1 and betas (0.5, 0.9) from the WGAN-GP authors' own toy
-# script ("smaller lambda seems to help for toy tasks"), wgan the paper's clip 0.01.
+# Named settings of the toy: train_toy(**TOY_SETTINGS[name]). The same budget of
+# G-updates for every setting. The losses: Adam lr 1e-3 is the toy GAN's; the critics take
+# n_critic = 5 from their papers, wgan-gp lambda = 0.1 and betas (0.5, 0.9) from the
+# WGAN-GP authors' own toy script ("smaller lambda seems to help for toy tasks"), wgan the
+# paper's clip 0.01. The cures of an over-strong D (issue 13), each on top of "gan":
+# TTUR with D 4x faster than G around the toy's rate (as SAGAN's 4e-4 / 1e-4 around
+# 2e-4), instance noise sigma0 = 0.1 and 0.3 in GAN units (the data span [-0.8, 0.8]
+# there, as MNIST's pixels span [-1, 1]) annealed to 0, spectral norm on every layer of
+# D, and z ~ U(-1, 1).
+_GAN = dict(loss="gan", lr=1e-3, betas=(0.5, 0.999), d_steps=1)
 TOY_SETTINGS = {
-    "gan": dict(lr=1e-3, betas=(0.5, 0.999), d_steps=1),
-    "wgan": dict(optimizer="rmsprop", lr=1e-3, d_steps=5, clip=0.01),
-    "wgan-gp": dict(lr=1e-3, betas=(0.5, 0.9), d_steps=5, gp_weight=0.1),
-    "hinge": dict(lr=1e-3, betas=(0.5, 0.999), d_steps=5),
+    "gan": _GAN,
+    "wgan": dict(loss="wgan", optimizer="rmsprop", lr=1e-3, d_steps=5, clip=0.01),
+    "wgan-gp": dict(loss="wgan-gp", lr=1e-3, betas=(0.5, 0.9), d_steps=5, gp_weight=0.1),
+    "hinge": dict(loss="hinge", lr=1e-3, betas=(0.5, 0.999), d_steps=5),
+    "gan+ttur": dict(_GAN, lr_d=2e-3, lr_g=5e-4),
+    "gan+noise0.1": dict(_GAN, instance_noise=0.1),
+    "gan+noise0.3": dict(_GAN, instance_noise=0.3),
+    "gan+sn": dict(_GAN, spectral_norm=True),
+    "gan+uniform": dict(_GAN, prior="uniform"),
 }
 
 
@@ -113,7 +125,8 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
               hidden=64, latent_dim=4, lr=1e-3, betas=(0.5, 0.999), std=STD, d_steps=1,
               g_loss="non-saturating", train_generator=True, eval_every=500,
               eval_samples=2000, callback=None, loss="gan", optimizer="adam",
-              gp_weight=10.0, clip=0.01):
+              gp_weight=10.0, clip=0.01, lr_d=None, lr_g=None, instance_noise=0.0,
+              spectral_norm=False, prior="normal"):
     """Train a small MLP GAN on a toy shape with npgan.gan.train_step; return G, D, history.
 
     backend: a name ("numpy", "cupy", "array-api-strict") made with `seed`, or a Backend
@@ -127,30 +140,41 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
     a critic); then callback(entry, G, D, be).
     loss: 'gan', or a critic, 'wgan' | 'wgan-gp' | 'hinge' (npgan.wgan), with gp_weight
     and clip; optimizer: 'adam' (lr, betas) or 'rmsprop' (lr), for both G and D.
+    The cures, as in npgan.train: lr_d, lr_g (TTUR; None: lr), instance_noise (sigma0 in
+    GAN units, annealed by gan.instance_noise_sigma to 0 at the last step),
+    spectral_norm (every Linear of D), prior ('normal' or 'uniform' z, also for the
+    fixed evaluation noise).
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    if instance_noise > 0.0 and loss != "gan":      # (train_step checks each step's sigma,
+        raise ValueError(f"instance noise is a cure for the GAN's D (loss 'gan'), not for "
+                         f"the {loss!r} critic; use one or the other")   # 0 at the last)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
     G = build_generator(be, latent_dim=latent_dim, hidden=(hidden, hidden), out_dim=2)
-    D = build_discriminator(be, in_dim=2, hidden=(hidden, hidden))
+    D = build_discriminator(be, in_dim=2, hidden=(hidden, hidden), spectral_norm=spectral_norm)
+    lr_d = lr if lr_d is None else lr_d                              # TTUR: a rate each
+    lr_g = lr if lr_g is None else lr_g
     if optimizer == "rmsprop":
-        opt_g, opt_d = RMSprop(G.parameters(), lr=lr), RMSprop(D.parameters(), lr=lr)
+        opt_g, opt_d = RMSprop(G.parameters(), lr=lr_g), RMSprop(D.parameters(), lr=lr_d)
     else:
-        opt_g = Adam(G.parameters(), lr=lr, betas=betas)
-        opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+        opt_g = Adam(G.parameters(), lr=lr_g, betas=betas)
+        opt_d = Adam(D.parameters(), lr=lr_d, betas=betas)
     keys = ("loss_d", "d_real", "d_fake") if loss == "gan" else ("loss_d", "wasserstein")
     mus = centers(shape)                                             # (K, 2), host
-    z_eval = be.randn((eval_samples, latent_dim))                    # fixed noise, (N, Z)
+    z_eval = sample_z(be, eval_samples, latent_dim, prior)           # fixed noise, (N, Z)
     history = []
     for step in range(1, steps + 1):
         reals = [sample(shape, batch_size, be, std) / SCALE          # k x (B, 2), GAN units
                  for _ in range(d_steps)]
         if train_generator:
+            sigma = instance_noise_sigma(instance_noise, step - 1, steps)
             stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss,
-                               loss=loss, gp_weight=gp_weight, clip=clip)
+                               instance_noise=sigma, prior=prior, loss=loss,
+                               gp_weight=gp_weight, clip=clip)
         else:  # the control: the same D-updates, and no G-update at all
             for x_real in reals:
-                z = be.randn((batch_size, latent_dim))
+                z = sample_z(be, batch_size, latent_dim, prior)
                 if loss == "gan":
                     stats = d_step(G, D, opt_d, x_real, z)
                 else:

@@ -261,15 +261,19 @@ def test_each_loss_trains_from_the_command_line_with_its_papers_settings(tmp_pat
 
 
 def test_toy_examples_take_a_loss(tmp_path):
-    toy = run("examples/toy_2d.py", "--loss", "wgan-gp", "--steps", "4", "--every", "2",
+    toy = run("examples/toy_2d.py", "--setting", "wgan-gp", "--steps", "4", "--every", "2",
               "--out", str(tmp_path / "toy"))
     assert toy.returncode == 0, toy.stderr
     assert "W estimate" in toy.stdout and (tmp_path / "toy" / "toy_2d.gif").exists()
-    table = run("examples/toy_losses.py", "--steps", "3", "--seeds", "0", "1",
-                "--losses", "gan", "wgan-gp")
+    table = run("examples/toy_settings.py", "--steps", "3", "--seeds", "0", "1",
+                "--settings", "gan", "wgan-gp", "gan+noise0.3")
     assert table.returncode == 0, table.stderr
-    assert "wgan-gp  seed 1:" in table.stdout and "3 G-updates, 15 D-updates" in table.stdout
+    assert "wgan-gp      seed 1:" in table.stdout and "3 G-updates, 15 D-updates" in table.stdout
     assert "| gan |" in table.stdout and "| wgan-gp |" in table.stdout
+    assert "| gan+noise0.3 |" in table.stdout
+    old_flag = run("examples/toy_2d.py", "--loss", "hinge", "--steps", "2", "--every", "2",
+                   "--out", str(tmp_path / "toy_hinge"))
+    assert old_flag.returncode == 0, old_flag.stderr
 
 
 def test_wgan_figures_reads_critic_runs(tmp_path):

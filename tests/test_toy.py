@@ -126,15 +126,63 @@ def test_training_stays_on_a_device_that_refuses_numpy():
 def test_the_critics_train_the_toy_and_their_control_never_moves_G(loss):
     """Every loss runs through train_toy with its TOY_SETTINGS and logs its Wasserstein
     estimate (no D(x) for a critic); the frozen-G control runs the critic steps only.
-    (The quality of each loss is measured, not asserted: README, examples/toy_losses.py.)"""
+    (The quality of each loss is measured, not asserted: docs/results.md, examples/toy_settings.py.)"""
     settings = dict(TOY_SETTINGS[loss], d_steps=2)
-    _, _, history = train_toy(steps=4, eval_every=2, eval_samples=100, loss=loss, **settings)
+    assert settings["loss"] == loss
+    _, _, history = train_toy(steps=4, eval_every=2, eval_samples=100, **settings)
     assert [h["step"] for h in history] == [2, 4]
     assert set(history[-1]) == {"step", "covered", "counts", "hq_share", "loss_d", "wasserstein"}
     snapshots = []
-    train_toy(steps=4, eval_every=2, eval_samples=100, loss=loss, train_generator=False,
+    train_toy(steps=4, eval_every=2, eval_samples=100, train_generator=False,
               callback=lambda entry, G, D, be: snapshots.append(
                   [be.to_numpy(p.data).copy() for p in G.parameters()]), **settings)
     assert all(np.array_equal(a, b) for a, b in zip(*snapshots))
     with pytest.raises(ValueError, match="unknown loss 'wgan_gp'"):
         train_toy(steps=1, loss="wgan_gp")
+
+
+# ---------------------------------------------------------- the cures on the toy
+def _params(model, be):
+    return [be.to_numpy(p.data).copy() for p in model.parameters()]
+
+
+def test_ttur_rates_reach_each_optimizer():
+    """lr_g = 0 freezes G while D learns at lr_d, and lr_d = 0 freezes D: each rate goes
+    to its own network's optimizer, not to both."""
+    for frozen, rates in (("G", dict(lr_d=1e-3, lr_g=0.0)), ("D", dict(lr_d=0.0, lr_g=1e-3))):
+        snaps = []
+        train_toy(steps=4, eval_every=2, eval_samples=100, **rates,
+                  callback=lambda entry, G, D, be: snaps.append((_params(G, be), _params(D, be))))
+        (g0, d0), (g1, d1) = snaps
+        same_g = all(np.array_equal(a, b) for a, b in zip(g0, g1))
+        same_d = all(np.array_equal(a, b) for a, b in zip(d0, d1))
+        assert (same_g, same_d) == ((True, False) if frozen == "G" else (False, True)), frozen
+
+
+@pytest.mark.parametrize("name", ["gan+ttur", "gan+noise0.1", "gan+noise0.3", "gan+sn", "gan+uniform"])
+def test_every_cure_changes_the_run_and_repeats_exactly(name):
+    """Each cure setting trains the toy through train_toy; it changes the run (the same
+    seed without the cure gives another history) and the same seed repeats it exactly."""
+    settings = TOY_SETTINGS[name]
+    assert settings["loss"] == "gan"
+    quick = dict(seed=2, steps=20, eval_every=10, eval_samples=300)
+    runs = [train_toy(**quick, **settings)[2] for _ in range(2)]
+    plain = train_toy(**quick, **TOY_SETTINGS["gan"])[2]
+    assert [h["loss_d"] for h in runs[0]] == [h["loss_d"] for h in runs[1]]
+    assert runs[0][-1]["loss_d"] != plain[-1]["loss_d"]
+
+
+def test_spectral_norm_wraps_every_layer_of_the_toy_D():
+    from npgan.layers import Linear
+    from npgan.spectral import SpectralNorm
+    seen = []
+    train_toy(steps=1, eval_every=1, eval_samples=50, spectral_norm=True,
+              callback=lambda entry, G, D, be: seen.append(D))
+    weights = [layer for layer in seen[0] if isinstance(layer, (Linear, SpectralNorm))]
+    assert len(weights) == 3 and all(isinstance(w, SpectralNorm) for w in weights)
+
+
+def test_the_toy_refuses_instance_noise_on_a_critic():
+    with pytest.raises(ValueError, match="instance noise is a cure for the GAN's D"):
+        train_toy(steps=1, eval_every=1, eval_samples=50, instance_noise=0.1,
+                  **TOY_SETTINGS["wgan-gp"])
