@@ -26,10 +26,10 @@ from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
 from npgan.cli import plain_warnings
-from npgan.experiments import format_comparison, median_seed
+from npgan.experiments import format_comparison, late_mean, median_range, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
-from npgan.plots import image_grid, save_grid
-from npgan.train import TrainConfig, generate, load_generator, train
+from npgan.plots import plot_d_accuracy, save_grid
+from npgan.train import TrainConfig, generate, load_generator, read_metrics, train
 from npgan.wgan import LOSS_DEFAULTS
 
 # A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
@@ -231,9 +231,36 @@ def main(argv=None):
         medians.append(((name, row), out / "runs" / row["run"] / f"grid_{variant}.png"))
     save_seed_grids(medians, out / "grids" / "median_seeds.png",
                     lambda t: f"{t[0]}\nseed {t[1]['seed']}: Frechet {t[1]['frechet']:.1f}")
-    (out / "results.md").write_text(table + "\n")
+    accuracy = d_accuracy_report(study, rows_by_setting, out)
+    (out / "results.md").write_text(table + "\n" + accuracy)
     print(table)
+    print(accuracy, end="")
     print(f"grids: {out / 'grids'}")
+
+
+def d_accuracy_report(study, rows_by_setting, out):
+    """D's accuracy over training for the settings of loss 'gan' (a critic has none):
+    figures/d_accuracy.png (npgan.plots.plot_d_accuracy) and a table of its mean over
+    the last fifth of each run, median [min, max] over the seeds. '' if no such setting."""
+    runs = {name: {r["seed"]: read_metrics(out / "runs" / r["run"] / "metrics.jsonl")
+                   for r in setting_rows}
+            for name, setting_rows in rows_by_setting.items()
+            if study[name][0].get("loss", "gan") == "gan"}
+    if not runs:
+        return ""
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    figure = plot_d_accuracy(runs, out / "figures" / "d_accuracy.png")
+
+    def spread(by_seed, key):
+        mid, lo, hi = median_range([late_mean(records, key) for records in by_seed.values()])
+        return f"{mid:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    lines = ["", "D's accuracy over the last fifth of each run, median [min, max] over seeds "
+             f"(over training: {figure})", "",
+             "| setting | D right on real images | D right on fakes |", "|---|---|---|"]
+    lines += [f"| {name} | {spread(by_seed, 'acc_real')} | {spread(by_seed, 'acc_fake')} |"
+              for name, by_seed in runs.items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

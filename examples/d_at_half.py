@@ -12,14 +12,13 @@ dx_fake_norm), with npgan.plots.plot_d_at_half. It prints their means over each
 fifth of the run.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from npgan.backend import BackendError
 from npgan.data import DataError
 from npgan.plots import plot_d_at_half
-from npgan.train import ConfigError, TrainConfig, train
+from npgan.train import ConfigError, TrainConfig, read_metrics, train
 
 KEYS = ("acc_real", "acc_fake", "d_real", "d_fake", "dx_fake_norm")
 
@@ -65,9 +64,7 @@ def main(argv=None):
             sys.exit(f"error: {e}")
         print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s")
         metrics, out_png = Path(summary["files"]["metrics"]), Path(args.out) / "d_at_half.png"
-    with open(metrics) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    records = [r for r in records if "loss_d" in r]          # skip the evaluation records
+    records = [r for r in read_metrics(metrics) if "loss_d" in r]          # skip the evaluation records
     try:
         plot_d_at_half(records, out_png)
     except ValueError as e:

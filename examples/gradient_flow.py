@@ -10,7 +10,6 @@ to D) to its first: the chain rule multiplies by one more Jacobian at each layer
 a gradient that shrinks or explodes layer by layer shows up as spread-out lines.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from npgan.backend import BackendError
 from npgan.cli import plain_warnings
 from npgan.data import DataError
 from npgan.plots import plot_grad_norms
-from npgan.train import ConfigError, TrainConfig, train
+from npgan.train import ConfigError, TrainConfig, read_metrics, train
 
 
 def main(argv=None):
@@ -47,8 +46,7 @@ def main(argv=None):
         except (BackendError, ConfigError, DataError) as e:
             sys.exit(f"error: {e}")
         metrics, out_png = Path(summary["files"]["metrics"]), Path(args.out) / "gradient_flow.png"
-    with open(metrics) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_metrics(metrics)
     try:
         plot_grad_norms(records, out_png)
     except ValueError as e:

@@ -9,7 +9,6 @@ Right: the histogram of ||grad_x D(x_hat)|| at interpolates x_hat between real d
 G's samples, for each run's final critic: the penalty pulls these norms to 1.
 """
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from npgan.checkpoint import load_checkpoint
 from npgan.data import load_dataset, to_device
 from npgan.losses import gradient_norms
-from npgan.train import build_models, generate, load_generator
+from npgan.train import build_models, generate, load_generator, read_metrics
 from npgan.wgan import interpolate
 
 
@@ -51,7 +50,7 @@ def main():
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     twin, all_norms = left.twinx(), []
     for i, run in enumerate(map(Path, args.runs)):
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        records = read_metrics(run / "metrics.jsonl")
         train = [r for r in records if "wasserstein" in r]
         evals = [r["eval"] for r in records if "eval" in r]
         norms, config = interpolate_norms(run, args.n)

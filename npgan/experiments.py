@@ -118,6 +118,17 @@ def compare_to_baseline(rows_by_setting: dict, baseline: str) -> dict:
     return out
 
 
+def late_mean(records, key, fraction=0.2):
+    """The mean of records[i][key] over the last `fraction` of a run's steps (records
+    with a "step"); e.g. D's accuracy in the last fifth, when it should have settled."""
+    records = [r for r in records if key in r]
+    if not records:
+        raise ValueError(f"no {key!r} in these records")
+    last = records[-1]["step"]
+    late = [r[key] for r in records if r["step"] > (1.0 - fraction) * last]
+    return sum(late) / len(late)
+
+
 def median_seed(rows, metric="frechet"):
     """The seed whose run has the median value of `metric` (the lower middle for an even
     count): the run to show as the setting's typical picture."""

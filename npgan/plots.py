@@ -176,3 +176,53 @@ def plot_d_at_half(records, path):
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def running_mean(values, window):
+    """The mean of each `window` consecutive values (a list of len(values) - window + 1;
+    the values themselves when there are fewer than `window`)."""
+    if len(values) < window:
+        return list(values)
+    sums = np.cumsum(np.asarray(values, dtype=np.float64))
+    sums = np.concatenate([[0.0], sums])
+    return list((sums[window:] - sums[:-window]) / window)
+
+
+def plot_d_accuracy(runs, path, window=10, columns=4):
+    """D's accuracy over training, one panel per setting, one color per seed.
+
+    runs: {setting name: {seed: metrics.jsonl step records with acc_real, acc_fake}}.
+    Solid: D's accuracy on real images, dashed: on fakes (each batch before D's update),
+    each a running mean over `window` records; dotted: the 50% of D* = 1/2 (the notes'
+    sign of balance). Critics log no accuracy: give only settings of loss 'gan'.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = math.ceil(len(runs) / columns)
+    fig = Figure(figsize=(3.2 * min(columns, len(runs)), 2.6 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (name, by_seed) in enumerate(runs.items()):
+        ax = fig.add_subplot(rows, min(columns, len(runs)), i + 1)
+        for j, (seed, records) in enumerate(sorted(by_seed.items())):
+            records = [r for r in records if "acc_real" in r]
+            if not records:
+                raise ValueError(f"{name}, seed {seed}: no acc_real in its records (a critic "
+                                 f"logs no accuracy)")
+            steps = [r["step"] for r in records][window - 1:] or [r["step"] for r in records]
+            ax.plot(steps, running_mean([r["acc_real"] for r in records], window),
+                    color=f"C{j}", lw=0.8, label=f"seed {seed}")
+            ax.plot(steps, running_mean([r["acc_fake"] for r in records], window),
+                    color=f"C{j}", lw=0.8, ls="--")
+        ax.axhline(0.5, color="k", ls=":", lw=0.8)
+        ax.set_ylim(0.3, 1.02)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i % columns == 0:
+            ax.set_ylabel("D's accuracy", fontsize=8)
+        if i == 0:
+            ax.legend(fontsize=6, loc="lower right", title="solid: real, dashed: fake",
+                      title_fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)

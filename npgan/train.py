@@ -603,13 +603,19 @@ def summarize(record) -> str:
     return line
 
 
+def read_metrics(path) -> list[dict]:
+    """The records of a metrics.jsonl, in order: step records (with loss_d) and, with
+    --eval-every, evaluation records (with frechet) between them."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def _finish(run, record, seconds, evaluation=None) -> dict:
     files = {"checkpoint": str(run.checkpoint_path), "metrics": str(run.out / "metrics.jsonl")}
     if run.samples:
         files["gif"] = str(save_gif(run.samples, run.out / "samples.gif"))
         files["last_grid"] = str(run.samples[-1])
-    with open(run.out / "metrics.jsonl") as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_metrics(run.out / "metrics.jsonl")
     if records:
         files["curves"] = str(plot_curves(records, run.out / "curves.png"))
     return {"steps": run.step, "epochs": run.epoch, "seconds": seconds, "last": record,

@@ -20,6 +20,16 @@ def rows(values, metric="frechet", **others):
     return [{**base, **others, "seed": s, metric: v} for s, v in zip(SEEDS, values)]
 
 
+# ------------------------------------------------------------- late_mean
+def test_late_mean_averages_the_last_fifth_of_the_steps():
+    records = [{"step": s, "acc": float(s >= 90)} for s in range(10, 101, 10)]   # 10..100
+    records.insert(3, {"step": 40, "frechet": 1.0})        # an evaluation record: skipped
+    assert ex.late_mean(records, "acc") == 1.0               # steps 90, 100 (> 80)
+    assert ex.late_mean(records, "acc", fraction=0.5) == pytest.approx(2 / 5)   # 60..100
+    with pytest.raises(ValueError, match="no 'acc_real'"):
+        ex.late_mean(records, "acc_real")
+
+
 # ------------------------------------------------------------------ paired_verdict
 def test_min_wins_is_four_of_five():
     assert [ex.min_wins(n) for n in (1, 2, 3, 4, 5, 10)] == [1, 2, 3, 4, 4, 8]
@@ -113,6 +123,8 @@ def test_compare_settings_script_end_to_end(tmp_path):
     assert "| classic | 2 |" in table and "| EMA of G | 2 |" in table and "verdict" in table
     assert (out / "grids" / "median_seeds.png").is_file()
     assert (out / "grids" / "EMA_of_G_seeds.png").is_file()
+    assert "| classic | " in table.split("D right on fakes")[1]      # D's accuracy table
+    assert (out / "figures" / "d_accuracy.png").read_bytes()[:4] == b"\x89PNG"
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {(r["setting"], r["seed"], r["G"]) for r in results} == {
         ("classic", 0, "raw"), ("classic", 1, "raw"), ("EMA of G", 0, "ema"), ("EMA of G", 1, "ema")}
