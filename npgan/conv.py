@@ -106,17 +106,31 @@ def im2col(x, k, s, p, buffers=None):
     return cols                                                          # (C*k*k, L*B)
 
 
+def _clipped(i, s, p, n, size):
+    """Kernel offset i of n windows with stride s and padding p lands on rows
+    o*s + i - p (o = 0..n-1) of an axis of length `size`; the windows whose row lies
+    inside [0, size) are o_lo..o_hi-1. Returns (slice of those windows, slice of rows)."""
+    o_lo = max(0, -((i - p) // s))                      # first o with o*s + i - p >= 0
+    o_hi = min(n, (size - 1 - i + p) // s + 1)          # past the last o with row < size
+    if o_hi <= o_lo:
+        return None, None
+    first = o_lo * s + i - p
+    return slice(o_lo, o_hi), slice(first, first + s * (o_hi - o_lo - 1) + 1, s)
+
+
 def col2im(cols, x_shape, k, s, p, buffers=None):
     """The adjoint of im2col: add every column back onto its window.
 
     cols (C*k*k, L*B) -> x (B, C, H, W), with x_shape = (B, C, H, W); where windows
     overlap (k > s) their contributions sum, which is what the chain rule asks for:
-        x_pad[b, c, oh*s + i, ow*s + j] += cols[(c, i, j), (oh, ow, b)]
-    one in-place add per kernel offset (i, j), each on a view of x_pad whose own
-    elements do not overlap (the k*k views overlap one another, and adding them one
-    after the other is exact). We write `view += ...` on a view we hold, never
-    `x_pad[idx] += ...`, which makes CuPy (and NumPy) copy the result back through
-    __setitem__. Returns a new array, laid out CHWB in memory (nothing of `buffers`).
+        x[b, c, oh*s + i - p, ow*s + j - p] += cols[(c, i, j), (oh, ow, b)]
+    (a window's part that lies in the padding is dropped: the padding is no input).
+    One in-place add per kernel offset (i, j), on a view of x whose own elements do
+    not overlap (the k*k views overlap one another, and adding them one after the other
+    is exact), restricted to the windows whose pixels fall inside x (_clipped). We write
+    `view += ...` on a view we hold, never `x[idx] += ...`, which makes CuPy (and NumPy)
+    copy the result back through __setitem__. Returns a new array, laid out CHWB in
+    memory; `buffers` is not used (kept for the signature im2col shares).
     """
     xp = get_array_module(cols)
     if _as_strided(xp) is None:
@@ -124,13 +138,17 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
     B, C, H, W = x_shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
     cols = xp.reshape(cols, (C, k, k, OH, OW, B))
-    x_pad = _scratch(buffers, "col2im_pad", (C, H + 2 * p, W + 2 * p, B), cols)
-    x_pad[...] = 0
+    x = xp.zeros((C, H, W, B), dtype=cols.dtype)        # new (NumPy or CuPy): the caller keeps it
     for i in range(k):
+        windows_h, rows = _clipped(i, s, p, OH, H)
+        if rows is None:
+            continue
         for j in range(k):
-            window = x_pad[:, _offset(i, s, OH), _offset(j, s, OW), :]  # (C, OH, OW, B) view
-            window += cols[:, i, j]                                     # (C, OH, OW, B)
-    x = x_pad[:, p:p + H, p:p + W, :].copy()                            # (C, H, W, B)
+            windows_w, columns = _clipped(j, s, p, OW, W)
+            if columns is None:
+                continue
+            view = x[:, rows, columns, :]                                  # (C, oh, ow, B)
+            view += cols[:, i, j, windows_h, windows_w, :]                 # the same windows
     return xp.permute_dims(x, (3, 0, 1, 2))                             # (B, C, H, W)
 
 
@@ -239,8 +257,11 @@ def _check_input(layer, x, channels):
 
 
 def _add_bias(y, b):
+    """y += b on every pixel, in place: y is the fresh output of conv2d or col2im, which
+    nothing else holds, so we save a (B, out, OH, OW) array and a pass over it."""
     xp = get_array_module(y)
-    return y + xp.reshape(b, (1, b.shape[0], 1, 1))               # b (out,) on every pixel
+    y += xp.reshape(b, (1, b.shape[0], 1, 1))                     # b (out,) broadcast
+    return y
 
 
 class Conv2d(Layer):

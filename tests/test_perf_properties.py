@@ -418,7 +418,7 @@ def test_dcgan_step_reuses_the_convolution_buffers(monkeypatch):
         peaks[reuse] = traced_peak(step)
         step()
         if reuse:
-            assert made == [] and len(kept) == 4 * 5      # 4 layers, 5 buffers each
+            assert made == [] and len(kept) == 4 * 4      # 4 layers, 4 buffers each
             assert kept == [(id(b), b.shape) for layer in convs for b in layer._buffers.values()]
         else:
             assert len(made) >= 2 * 4 and kept == []      # fresh arrays at every call
