@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import astype, get_array_module
+from npgan.backend import astype, get_array_module, into, reuse
 from npgan.layers import Layer, Parameter
 
 
@@ -44,7 +44,8 @@ class _BatchNorm(Layer):
             self.bias = Parameter(backend.zeros((num_features,)))          # beta, (C,)
         self.running_mean = backend.zeros((num_features,))                 # (C,), updated in place
         self.running_var = backend.zeros((num_features,)) + 1.0            # (C,)
-        self.xhat, self.inv_std, self.batch_stats = None, None, None
+        self.xc, self.inv_std, self.batch_stats = None, None, None
+        self._scratch = None    # a reused array like x: xc * xc, dout * xc, the correction
 
     def named_buffers(self):
         return [("running_mean", self.running_mean), ("running_var", self.running_var)]
@@ -65,8 +66,10 @@ class _BatchNorm(Layer):
                 raise ValueError(f"{self!r} in training mode needs more than one value per "
                                  f"channel to estimate a variance, got input {tuple(x.shape)}")
             mean = xp.mean(x, axis=self._axes, keepdims=True)      # (1, C[, 1, 1])
-            xc = x - mean
-            var = xp.mean(xc * xc, axis=self._axes, keepdims=True) # biased: what we divide by
+            xc = x - mean                                          # like x
+            self._scratch = reuse(self._scratch, xc)               # xc * xc, no new array
+            var = xp.mean(into(self._scratch, "multiply", xc, xc), axis=self._axes,
+                          keepdims=True)                           # biased: what we divide by
             # running averages: in place, so the buffers stay the same device arrays
             m = self.momentum
             self.running_mean *= 1.0 - m
@@ -77,24 +80,26 @@ class _BatchNorm(Layer):
             xc = x - self._per_channel(self.running_mean)
             var = self._per_channel(self.running_var)
         inv_std = 1.0 / xp.sqrt(var + self.eps)                    # (1, C[, 1, 1])
-        xc *= inv_std                  # in place: xc is ours, and it becomes xhat, like x
-        xhat = xc
-        # cache: xhat and inv_std are all the backward formula uses
-        self.xhat, self.inv_std, self.batch_stats = xhat, inv_std, self.training
+        # cache: xc = x - mean and inv_std; xhat = xc * inv_std is never stored, as y and
+        # the backward formula can fold inv_std into their per-channel factors
+        self.xc, self.inv_std, self.batch_stats = xc, inv_std, self.training
         if not self.affine:
-            return xhat
-        y = xhat * self._per_channel(self.weight.data)             # like x
+            return xc * inv_std                                    # xhat
+        y = xc * (inv_std * self._per_channel(self.weight.data))   # gamma * xhat, like x
         y += self._per_channel(self.bias.data)                     # in place: one array fewer
         return y
 
     def backward(self, dout, param_grads=True, input_grad=True):
         xp = get_array_module(dout)
-        xhat, inv_std = self._need("xhat"), self._need("inv_std")
+        xc, inv_std = self._need("xc"), self._need("inv_std")
         batch_stats = self._need("batch_stats")
-        # in the forward pass this was: y = gamma * xhat + beta. Both sums below serve
-        # dgamma, dbeta and dx: sum(dxhat) = gamma * sum(dout), and likewise with * xhat
+        # in the forward pass this was: y = gamma * xhat + beta, xhat = xc * inv_std. Both
+        # sums below serve dgamma, dbeta and dx: sum(dxhat) = gamma * sum(dout), and
+        # sum(dout * xhat) = inv_std * sum(dout * xc)
         sum_dout = xp.sum(dout, axis=self._axes, keepdims=True)             # (1, C[, 1, 1])
-        sum_dout_xhat = xp.sum(dout * xhat, axis=self._axes, keepdims=True)  # (1, C[, 1, 1])
+        self._scratch = reuse(self._scratch, xc)
+        sum_dout_xhat = inv_std * xp.sum(into(self._scratch, "multiply", dout, xc),
+                                         axis=self._axes, keepdims=True)    # (1, C[, 1, 1])
         if self.affine and param_grads:
             self.weight.grad += xp.reshape(sum_dout_xhat, (self.num_features,))   # (C,)
             self.bias.grad += xp.reshape(sum_dout, (self.num_features,))          # (C,)
@@ -105,11 +110,14 @@ class _BatchNorm(Layer):
             return dout * gamma_inv_std
         # xhat = (x - mean) * inv_std, where mean and inv_std depend on every x of the channel:
         # dx = gamma * inv_std / n * (n * dout - sum(dout) - xhat * sum(dout * xhat))
+        #    = gamma * inv_std * dout - gamma * inv_std / n * (sum(dout) + xc * a),
+        # with a = inv_std * sum(dout * xhat): per-channel factors, so three passes over x
         n = math.prod(dout.shape) // self.num_features
-        dx = dout * float(n)                                       # new array: dout untouched
-        dx -= sum_dout
-        dx -= xhat * sum_dout_xhat
-        dx *= gamma_inv_std / n
+        scale = gamma_inv_std / n                                  # (1, C[, 1, 1])
+        correction = into(self._scratch, "multiply", xc, scale * inv_std * sum_dout_xhat)
+        correction += scale * sum_dout                             # (scale * (sum + xc * a))
+        dx = dout * gamma_inv_std                                  # new array: dout untouched
+        dx -= correction
         return dx
 
     def __repr__(self):

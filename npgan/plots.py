@@ -217,6 +217,7 @@ def plot_d_accuracy(runs, path, window=10, columns=4):
         ax.axhline(0.5, color="k", ls=":", lw=0.8)
         ax.set_ylim(0.3, 1.02)
         ax.set_title(name, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=7)
         if i % columns == 0:
             ax.set_ylabel("D's accuracy", fontsize=8)
