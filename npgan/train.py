@@ -10,7 +10,6 @@ The lesson lives in gan.py; this module is the plumbing around it:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import tempfile
@@ -21,14 +20,14 @@ from pathlib import Path
 
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
-# the settings of a run live in npgan.config; its public names are re-exported
-# here, so `from npgan.train import TrainConfig` works
+# the settings of a run live in npgan.config, its models in npgan.models; their
+# public names are re-exported here, so `from npgan.train import TrainConfig` works
 from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODELS, NUM_CLASSES, OPTIMIZERS,
                           RESUME_CHANGEABLE, ConfigError, TrainConfig, _saved_settings,
                           resume_config)
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
-from npgan.gan import (build_discriminator, build_generator, instance_noise_sigma,
-                       sample_z, train_step)
+from npgan.gan import instance_noise_sigma, sample_z, train_step
+from npgan.models import build_models, generate, load_generator
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
 
@@ -62,24 +61,6 @@ def _checked_labels(labels, config):
     except ValueError as err:
         raise DataError(f"{config.data_dir or config.dataset}: {err}; a conditional GAN "
                         f"needs labels that are classes 0..{NUM_CLASSES - 1}") from None
-
-
-def build_models(config: TrainConfig, be):
-    """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
-    c = NUM_CLASSES if config.conditional else 0
-    if config.model == "dcgan":
-        from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
-        # the WGAN-GP critic has no BatchNorm (Gulrajani et al. 2017, section 4)
-        return (build_dcgan_generator(be, latent_dim=config.latent_dim,
-                                      base_channels=config.base_channels, num_classes=c),
-                build_dcgan_discriminator(be, base_channels=config.base_channels,
-                                          num_classes=c, spectral_norm=config.spectral_norm,
-                                          batchnorm=config.loss != "wgan-gp"))
-    G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
-                        num_classes=c)
-    D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c,
-                            spectral_norm=config.spectral_norm)
-    return G, D
 
 
 def make_optimizer(config: TrainConfig, params, lr=None):
@@ -409,42 +390,3 @@ def _finish(run, record, seconds, evaluation=None) -> dict:
     return {"steps": run.step, "epochs": run.epoch, "seconds": seconds, "last": record,
             "evaluation": evaluation, "files": files, "G": run.G, "D": run.D,
             "G_sampler": run.sampler}
-
-
-def load_generator(path, backend="numpy", seed=0, raw=False):
-    """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config).
-    If the run kept an EMA of G's weights, that average is returned unless raw=True."""
-    ck = load_checkpoint(path)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                            for k, v in ck.config.items() if k in fields})
-    be = get_backend(backend, dtype=config.dtype, seed=seed)
-    G, _ = build_models(config, be)
-    use_ema = not raw and "G_ema" in ck.meta["architecture"]
-    ck.restore_model("G_ema" if use_ema else "G", G, be)
-    return G.eval(), be, config
-
-
-def generate(G, be, n, latent_dim, batch_size=1000, labels=None, prior="normal"):
-    """n samples of G as a host float32 array (n, P) in [-1, 1], made in batches.
-    prior: the z of G's training, 'normal' or 'uniform' (load_generator's config.prior).
-
-    A conditional G needs labels: n host class indices (see conditional.check_labels),
-    or None for every class in turn (0, 1, ..., 9, 0, 1, ...).
-    """
-    from npgan.conditional import balanced_labels, check_labels, is_conditional
-    if is_conditional(G):
-        labels = balanced_labels(n, G.num_classes) if labels is None \
-            else check_labels(labels, G.num_classes)
-        if labels.shape[0] != n:
-            raise ValueError(f"got {labels.shape[0]} labels for {n} samples")
-    elif labels is not None:
-        raise ValueError("labels were given, but this G is not conditional "
-                         "(train with conditional=True / --conditional)")
-    chunks = []
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        z = sample_z(be, stop - start, latent_dim, prior)
-        x = G.forward(z) if labels is None else G.forward(z, be.asarray(labels[start:stop]))
-        chunks.append(be.to_numpy(x).astype("float32"))
-    return host.concatenate(chunks, axis=0)
