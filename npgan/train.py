@@ -7,6 +7,7 @@ The lesson lives in gan.py; this module is the plumbing around it:
   * at the end: an animated GIF of the grids and a plot of the curves;
   * Ctrl-C finishes the current step, saves a checkpoint and stops; `resume` continues
     so exactly that the result equals an uninterrupted run (NumPy backend).
+What a run does is a TrainConfig (npgan/config.py); its G and D come from npgan/models.py.
 """
 from __future__ import annotations
 
