@@ -203,7 +203,8 @@ def step_syncs(check, other=("cupy", None)):
     """other: as in step_parity; off CuPy there is no allow_synchronize to watch with."""
     import contextlib
 
-    from npgan.train import TrainConfig, train
+    from npgan.config import TrainConfig
+    from npgan.train import train
     started = time.monotonic()
     be = npgan.get_backend(other[0], dtype="float32", seed=0, device=other[1])
     if be.name == "cupy":

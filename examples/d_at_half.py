@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 from npgan.backend import BackendError
+from npgan.config import ConfigError, TrainConfig
 from npgan.data import DataError
 from npgan.plots import plot_d_at_half
-from npgan.train import ConfigError, TrainConfig, read_metrics, train
+from npgan.train import read_metrics, train
 
 KEYS = ("acc_real", "acc_fake", "d_real", "d_fake", "dx_fake_norm")
 

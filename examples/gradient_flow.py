@@ -15,9 +15,10 @@ from pathlib import Path
 
 from npgan.backend import BackendError
 from npgan.cli import plain_warnings
+from npgan.config import ConfigError, TrainConfig
 from npgan.data import DataError
 from npgan.plots import plot_grad_norms
-from npgan.train import ConfigError, TrainConfig, read_metrics, train
+from npgan.train import read_metrics, train
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@
     python examples/train_mnist.py --loss wgan-gp             # a critic: the paper's settings
 
 A thin command line over npgan.train.train: every flag is a TrainConfig field. A
-resumed run takes its settings from the checkpoint (npgan.train.resume_config); only
+resumed run takes its settings from the checkpoint (npgan.config.resume_config); only
 the flags typed on the command line change them, and only those that may change.
 """
 import argparse
@@ -18,10 +18,10 @@ import sys
 from npgan.backend import BACKENDS, BackendError
 from npgan.checkpoint import CheckpointError
 from npgan.cli import plain_warnings
+from npgan.config import ConfigError, TrainConfig, resume_config
 from npgan.data import DATASETS, DataError
 from npgan.losses import G_LOSSES
-from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
-                         resume_config, train)
+from npgan.train import TrainingDiverged, TrainingInterrupted, train
 from npgan.wgan import LOSS_DEFAULTS, LOSSES
 
 DEFAULTS = TrainConfig()

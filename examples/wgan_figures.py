@@ -16,7 +16,8 @@ import numpy as np
 from npgan.checkpoint import load_checkpoint
 from npgan.data import load_dataset, to_device
 from npgan.losses import gradient_norms
-from npgan.train import build_models, generate, load_generator, read_metrics
+from npgan.models import build_models, generate, load_generator
+from npgan.train import read_metrics
 from npgan.wgan import interpolate
 
 

@@ -12,8 +12,8 @@ from npgan.backend import BackendError
 from npgan.backend import host as np
 from npgan.checkpoint import CheckpointError
 from npgan.cli import plain_warnings
+from npgan.models import generate, load_generator
 from npgan.plots import save_grid
-from npgan.train import generate, load_generator
 
 
 def _sample(args):

@@ -140,10 +140,10 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
     a critic); then callback(entry, G, D, be).
     loss: 'gan', or a critic, 'wgan' | 'wgan-gp' | 'hinge' (npgan.wgan), with gp_weight
     and clip; optimizer: 'adam' (lr, betas) or 'rmsprop' (lr), for both G and D.
-    The cures, as in npgan.train: lr_d, lr_g (TTUR; None: lr), instance_noise (sigma0 in
-    GAN units, annealed by gan.instance_noise_sigma to 0 at the last step),
-    spectral_norm (every Linear of D), prior ('normal' or 'uniform' z, also for the
-    fixed evaluation noise).
+    The cures, as in npgan.config.TrainConfig: lr_d, lr_g (TTUR; None: lr),
+    instance_noise (sigma0 in GAN units, annealed by gan.instance_noise_sigma to 0 at
+    the last step), spectral_norm (every Linear of D), prior ('normal' or 'uniform' z,
+    also for the fixed evaluation noise).
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")

@@ -20,7 +20,7 @@ from npgan.backend import get_array_module
 from npgan.gan import _forward, _mean
 from npgan.losses import CRITIC_LOSSES, gradient_norms, gradient_penalty
 
-# The papers' settings, by --loss; train.TrainConfig.for_loss and the command line use them.
+# The papers' settings, by --loss; config.TrainConfig.for_loss and the command line use them.
 # hinge: SN-GAN's setting for its standard CNN (Miyato et al. 2018, Table 1, setting C):
 # Adam lr 2e-4, betas (0.5, 0.999), n_critic 5 -- without spectral normalization here.
 LOSS_DEFAULTS = {

@@ -180,7 +180,8 @@ def test_sample_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
     import sys
     from pathlib import Path
 
-    from npgan.train import TrainConfig, train
+    from npgan.config import TrainConfig
+    from npgan.train import train
     train(TrainConfig(dataset="mnist-5k", max_steps=1, out=str(tmp_path / "run")), progress=False)
     bad = rewrite_entry(tmp_path / "run" / "checkpoint.npz", tmp_path / "bad.npz", "G/0.W",
                         (100000, 100000))

@@ -196,7 +196,8 @@ def test_command_lines_with_backend_cupy_fail_at_once_and_write_nothing(tmp_path
                        "mnist-5k", "--out", str(out)), reason)
     assert not out.exists()
     # a NumPy checkpoint, then sample and evaluate it on CuPy
-    from npgan.train import TrainConfig, train
+    from npgan.config import TrainConfig
+    from npgan.train import train
     train(TrainConfig(dataset="mnist-5k", latent_dim=4, g_hidden=(8,), d_hidden=(8,),
                       max_steps=1, out=str(tmp_path / "ck")), progress=False)
     checkpoint = str(tmp_path / "ck" / "checkpoint.npz")

@@ -10,10 +10,11 @@ from npgan.checkpoint import CheckpointError, load_checkpoint
 from npgan import (SpectralNorm, build_discriminator, build_generator, d_loss, d_step, g_step,
                    get_g_loss, numerical_grad)
 from npgan.backend import get_backend
+from npgan.config import ConfigError, TrainConfig, resume_config
 from npgan.gan import instance_noise_sigma, sample_z
 from npgan.gradcheck import assert_gradients_ok, compare
-from npgan.train import (ConfigError, TrainConfig, build_models, generate, load_generator,
-                         resume_config, train)
+from npgan.models import build_models, generate, load_generator
+from npgan.train import train
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 from tests.test_train import STEPS_PER_EPOCH, params, tiny   # the tiny GAN of the loop tests
 

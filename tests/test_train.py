@@ -9,9 +9,10 @@ import pytest
 from npgan import train as train_module
 from npgan.backend import get_backend
 from npgan.checkpoint import CheckpointError, load_checkpoint
+from npgan.config import ConfigError, TrainConfig, resume_config
 from npgan.data import DataError
-from npgan.train import (ConfigError, TrainConfig, TrainingDiverged, TrainingInterrupted,
-                         generate, load_generator, train)
+from npgan.models import generate, load_generator
+from npgan.train import TrainingDiverged, TrainingInterrupted, train
 
 STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
 
@@ -227,7 +228,6 @@ def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
 
 
 def test_resume_config_takes_the_runs_settings_and_only_changeable_changes(tmp_path):
-    from npgan.train import resume_config
     first = train(tiny(tmp_path, max_steps=45, g_loss="minimax", label_smoothing=0.0),
                   progress=False)
     checkpoint = tmp_path / "run" / "checkpoint.npz"
@@ -353,3 +353,15 @@ def test_cures_that_do_not_fit_a_critic_are_refused_and_sn_gan_is_allowed():
         TrainConfig.for_loss("wgan-gp", spectral_norm=True).validate()
     TrainConfig.for_loss("hinge", spectral_norm=True).validate()     # SN-GAN: hinge + SN
     TrainConfig(instance_noise=0.1, spectral_norm=True).validate()   # both cures of a GAN's D
+
+
+def test_train_still_exports_every_name_that_moved_to_config_and_models():
+    """`from npgan.train import TrainConfig, ...` keeps working for users: train.py
+    re-exports the very objects that live in npgan.config and npgan.models."""
+    from npgan import config, models
+    moved = {config: ("MODELS", "OPTIMIZERS", "NUM_CLASSES", "RESUME_CHANGEABLE", "ConfigError",
+                      "TrainConfig", "DEFAULTS", "DEFAULT_G_LOSS", "resume_config"),
+             models: ("build_models", "load_generator", "generate")}
+    for module, names in moved.items():
+        for name in names:
+            assert getattr(train_module, name) is getattr(module, name), name

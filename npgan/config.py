@@ -1,0 +1,238 @@
+"""The settings of a training run: TrainConfig, one dataclass that says everything.
+
+A TrainConfig names the data, the model (MODELS: mlp or dcgan), the losses, the
+optimizer (OPTIMIZERS), the batch, the seed, and where and how often the run writes.
+Its defaults (DEFAULTS) are the classic MNIST GAN; TrainConfig.for_loss(loss) starts
+from the paper's settings of a critic loss instead (npgan.wgan.LOSS_DEFAULTS).
+validate() runs before any work (train() calls it first, before it touches the device
+or the disk) and raises one ConfigError that lists every invalid setting.
+A checkpoint keeps its run's settings (to_dict()). A resumed run may change only
+RESUME_CHANGEABLE: how long it runs, where it writes, how often it logs and evaluates,
+and the backend. resume_config builds the config that continues a saved run, and
+refuses, naming each, the settings that belong to the run (data, model, losses, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from npgan.checkpoint import load_checkpoint
+from npgan.data import DATASETS
+from npgan.gan import PRIORS
+from npgan.losses import G_LOSSES
+from npgan.wgan import LOSS_DEFAULTS, LOSSES
+
+MODELS = ("mlp", "dcgan")
+OPTIMIZERS = ("adam", "rmsprop")
+NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
+# what a resumed run may change: how long, where, how often it logs and evaluates, and
+# the device (the backend: CuPy re-seeds its generator). Every other setting (data,
+# architecture, losses, optimizer, batch, seed) belongs to the run and stays.
+RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
+                     "max_steps", "backend")
+
+
+class ConfigError(ValueError):
+    """A training setting is invalid; raised before any work starts."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; defaults are the classic MNIST GAN (Goodfellow et al.
+    2014, with Radford et al. 2015's Adam: lr 2e-4, beta1 0.5), plus one-sided label
+    smoothing 0.1 and an EMA of G's weights (decay 0.999), the best combination we
+    measured (README, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
+    backend: str = "numpy"
+    dtype: str = "float32"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    model: str = "mlp"
+    conditional: bool = False         # G(z, y) and D(x, y): a class-conditional GAN
+    spectral_norm: bool = False       # every Linear/Conv2d of D: W / sigma(W) (npgan.spectral)
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 2e-4
+    lr_d: float | None = None         # D's learning rate (TTUR, Heusel et al. 2017); None: lr
+    lr_g: float | None = None         # G's learning rate; None: lr
+    beta1: float = 0.5
+    latent_dim: int = 100
+    prior: str = "normal"             # z ~ N(0, I) ("normal") or U(-1, 1) ("uniform")
+    g_hidden: tuple = (256, 512, 1024)
+    d_hidden: tuple = (512, 256)
+    base_channels: int = 64           # DCGAN only: channels of the widest conv layer / 2
+    d_steps: int = 1                  # k: D-updates per G-update
+    g_loss: str = "non-saturating"
+    label_smoothing: float = 0.1      # D's real target is 1 - label_smoothing (measured best)
+    instance_noise: float = 0.0       # sigma0 > 0: D sees images + N(0, sigma^2), sigma annealed
+                                      # linearly from sigma0 to 0 over the run's epochs
+                                      # (gan.instance_noise_sigma); 0: off
+    seed: int = 0
+    out: str = "runs/mnist"
+    log_every: int = 50               # steps between host reads of the statistics
+    max_steps: int | None = None      # stop (with a checkpoint) after this many steps
+    log_grad_norms: bool = False      # record each layer's gradient norm when logging
+    ema: float = 0.999                # > 0: keep an EMA of G's weights with this decay; 0: off
+    eval_every: int = 0               # > 0: sample-quality metrics every N epochs
+    eval_n: int = 2000                # samples per evaluation
+    # the Wasserstein family (npgan.wgan); TrainConfig.for_loss sets each loss's defaults
+    loss: str = "gan"                 # gan | wgan | wgan-gp | hinge
+    optimizer: str = "adam"           # adam (lr, betas (beta1, beta2)) | rmsprop (lr)
+    beta2: float = 0.999
+    clip: float = 0.01                # wgan: D's parameters clipped to [-clip, clip]
+    gp_weight: float = 10.0           # wgan-gp: lambda, the gradient penalty's weight
+
+    @classmethod
+    def for_loss(cls, loss="gan", **overrides):
+        """A config with the paper's settings for `loss` (npgan.wgan.LOSS_DEFAULTS:
+        optimizer, lr, betas, n_critic = d_steps, label smoothing only for gan), then
+        `overrides` on top: TrainConfig.for_loss("wgan-gp", epochs=50)."""
+        if loss not in LOSS_DEFAULTS:
+            raise ConfigError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        return cls(**{**LOSS_DEFAULTS[loss], "loss": loss, **overrides})
+
+    def describe_loss(self) -> str:
+        """One line: the loss and the optimizer settings it runs with (printed at start)."""
+        opt = (f"Adam lr {self.lr:g}, betas ({self.beta1:g}, {self.beta2:g})"
+               if self.optimizer == "adam" else f"RMSprop lr {self.lr:g} (alpha 0.99)")
+        what = {"gan": f"GAN, BCE critic, G loss {self.g_loss}, label smoothing "
+                       f"{self.label_smoothing:g}",
+                "wgan": f"WGAN, weight clipping to [-{self.clip:g}, {self.clip:g}]",
+                "wgan-gp": f"WGAN-GP, gradient penalty weight {self.gp_weight:g}",
+                "hinge": "hinge critic"}[self.loss]
+        k = "k" if self.loss == "gan" else "n_critic"
+        note = "" if self.loss == "gan" else \
+            "; D's accuracy is not logged (a critic outputs a score, not a probability)"
+        return f"loss {self.loss}: {what}; {opt}; {k} = {self.d_steps}{note}"
+
+    def validate(self):
+        """Raise ConfigError listing every invalid setting."""
+        problems = []
+        positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every",
+                         "base_channels")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            problems.append(f"lr must be > 0, got {self.lr!r}")
+        for name in ("lr_d", "lr_g"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                problems.append(f"{name} must be > 0 (or None: the same as lr), got {value!r}")
+        if not 0.0 <= self.beta1 < 1.0:
+            problems.append(f"beta1 must be in [0, 1), got {self.beta1!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        noise = self.instance_noise
+        if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
+            problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
+                            f"0 = off; e.g. 0.1), got {noise!r}")
+        if self.dataset not in DATASETS:
+            problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
+                            f"(for other MNIST-format files give data_dir as well)")
+        elif self.dataset == "mnist-5k" and self.data_dir is not None:
+            problems.append("dataset 'mnist-5k' is bundled and reads no data_dir; "
+                            "use dataset 'mnist' (or 'fashion-mnist') with data_dir")
+        if self.g_loss not in G_LOSSES:
+            problems.append(f"unknown g_loss {self.g_loss!r}; valid: {', '.join(G_LOSSES)}")
+        if not isinstance(self.conditional, bool):
+            problems.append(f"conditional must be True or False, got {self.conditional!r}")
+        if not isinstance(self.spectral_norm, bool):
+            problems.append(f"spectral_norm must be True or False, got {self.spectral_norm!r}")
+        if self.prior not in PRIORS:
+            problems.append(f"unknown prior {self.prior!r}; valid: {', '.join(PRIORS)}")
+        if self.model not in MODELS:
+            problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
+        for name in ("eval_every", "eval_n"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        problems += self._loss_problems()
+        if problems:
+            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(lr of D, lr of G): lr_d and lr_g where given, else lr (one rate for both)."""
+        return (self.lr if self.lr_d is None else self.lr_d,
+                self.lr if self.lr_g is None else self.lr_g)
+
+    def _loss_problems(self) -> list:
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if not (isinstance(self.beta2, (int, float)) and 0.0 <= self.beta2 < 1.0):
+            problems.append(f"beta2 must be in [0, 1), got {self.beta2!r}")
+        if not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            problems.append(f"clip must be > 0, got {self.clip!r}")
+        if not (isinstance(self.gp_weight, (int, float)) and self.gp_weight >= 0):
+            problems.append(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+        if self.loss in LOSSES and self.loss != "gan":
+            if self.label_smoothing != 0.0:
+                problems.append(
+                    f"label_smoothing={self.label_smoothing!r} is a target of the GAN's BCE "
+                    f"loss, and the {self.loss} critic has no targets: use label_smoothing=0 "
+                    f"(TrainConfig.for_loss({self.loss!r}) sets the paper's settings)")
+            if self.loss == "wgan-gp" and self.spectral_norm:
+                problems.append("spectral_norm has no double backward, which the gradient "
+                                "penalty of wgan-gp needs: use one or the other")
+            if self.instance_noise:
+                problems.append(f"instance_noise is a cure for the GAN's D (loss 'gan'), not "
+                                f"for the {self.loss} critic: use instance_noise=0")
+            if self.g_loss != DEFAULT_G_LOSS:
+                problems.append(f"g_loss={self.g_loss!r} applies to loss 'gan' only; against "
+                                f"a critic G minimizes -mean D(G(z))")
+        return problems
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+DEFAULTS = TrainConfig()
+DEFAULT_G_LOSS = DEFAULTS.g_loss
+
+
+def _saved_settings(ck) -> dict:
+    """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
+    older checkpoint lacks has its default."""
+    return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
+
+
+def resume_config(checkpoint, **given):
+    """The config that continues the run saved in `checkpoint`: every setting as the
+    run had it, except the ones given here, which must be in RESUME_CHANGEABLE (or
+    equal to the saved value). `out` defaults to the checkpoint's folder, and
+    `max_steps` (a stop for one invocation) is not inherited.
+
+    Returns (config, changes, position): changes = {field: (saved, given)} of the
+    accepted changes, position = {"step": ..., "epoch": ...} of the checkpoint.
+    Raises ConfigError, one line, naming every setting that cannot change mid-run.
+    """
+    path = Path(checkpoint)
+    ck = load_checkpoint(path)
+    saved = _saved_settings(ck)
+    saved.update(out=str(path.parent), max_steps=None)
+    unknown = sorted(set(given) - set(saved))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    if given.get("out") is not None:
+        given["out"] = str(Path(given["out"]))                   # "runs/x/" is "runs/x"
+    fresh = TrainConfig(**given).to_dict()                       # lists, like saved
+    changes = {k: (saved[k], fresh[k]) for k in given if fresh[k] != saved[k]}
+    refused = [f"{k}={new!r} (the run has {old!r})" for k, (old, new) in changes.items()
+               if k not in RESUME_CHANGEABLE]
+    if refused:
+        raise ConfigError(
+            f"cannot resume {path} with {', '.join(refused)}: a resumed run keeps its data, "
+            f"model, losses and optimizer, and may change only {', '.join(RESUME_CHANGEABLE)}; "
+            f"start a new run (another --out) to change the others")
+    merged = dict(saved, **{k: fresh[k] for k in given})
+    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+    return config, changes, {"step": ck.meta["step"], "epoch": ck.meta["epoch"]}
