@@ -418,8 +418,47 @@ def test_dcgan_step_reuses_the_convolution_buffers(monkeypatch):
         peaks[reuse] = traced_peak(step)
         step()
         if reuse:
-            assert made == [] and len(kept) == 4 * 4      # 4 layers, 4 buffers each
+            assert made == [] and len(kept) == 4 * 5      # 4 layers, 5 buffers each:
+            # im2col's padded copy and cols, dcols, dW, and col2im's phase sums
             assert kept == [(id(b), b.shape) for layer in convs for b in layer._buffers.values()]
         else:
             assert len(made) >= 2 * 4 and kept == []      # fresh arrays at every call
     assert peaks[True] < 0.6 * peaks[False], peaks
+
+
+# ------------------------------------------------- (g) freed memory stays in the process
+CHURN = """
+import resource, sys
+import numpy as np
+from npgan import get_backend
+get_backend("numpy")
+def churn():                        # a step's worth of arrays of a few MB, then all freed
+    arrays = [np.ones(1 << 20, np.float32) for _ in range(40)]     # 40 x 4 MB
+    return sum(float(a[0]) for a in arrays)
+churn()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn(); churn()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 2)
+"""
+
+
+def page_faults_per_churn(keep):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NPGAN_KEEP_FREED_MEMORY="1" if keep else "0")
+    done = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True,
+                          text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_get_backend_keeps_freed_memory_for_the_next_step():
+    """After get_backend("numpy"), arrays freed by one step are reused by the next without
+    page faults (npgan.backend.keep_freed_host_memory); the control, with
+    NPGAN_KEEP_FREED_MEMORY=0, faults on every page of the 160 MB again."""
+    import platform
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("keep_freed_host_memory tunes glibc's malloc; this C library is not glibc")
+    kept, control = page_faults_per_churn(True), page_faults_per_churn(False)
+    assert control > 10_000, control          # 40 x 4 MB = 40,960 pages of 4 KB
+    assert kept < 0.01 * control, (kept, control)
