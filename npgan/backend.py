@@ -226,6 +226,15 @@ def into(out, op, *args):
     return out
 
 
+def column_major(a) -> bool:
+    """True when the 2-D array a is laid out column by column in memory (a.T is C-ordered),
+    e.g. (B, C*H*W) flattened from a convolution's (C, H, W, B) output. NumPy and CuPy say
+    so in a.flags; other Array API namespaces do not expose a layout: False."""
+    flags = getattr(a, "flags", None)
+    return flags is not None and a.ndim == 2 and bool(flags.f_contiguous) \
+        and not bool(flags.c_contiguous)
+
+
 def reuse(buffer, like):
     """`buffer` if it matches `like` in shape, dtype and device, else a new zeros
     array like `like`: for caches that a layer overwrites at every call."""

@@ -462,3 +462,42 @@ def test_get_backend_keeps_freed_memory_for_the_next_step():
     kept, control = page_faults_per_churn(True), page_faults_per_churn(False)
     assert control > 10_000, control          # 40 x 4 MB = 40,960 pages of 4 KB
     assert kept < 0.01 * control, (kept, control)
+
+
+# ------------------------------------------------- (h) gradients keep the layout of the data
+def test_linear_input_gradient_is_laid_out_like_its_input():
+    """Linear's dx comes out column-major when x is (the same numbers either way)."""
+    from npgan.backend import column_major
+    be = get_backend("numpy", dtype="float64", seed=3)
+    layer = Linear(12, 5, be)
+    x = be.randn((7, 12))
+    dout = be.randn((7, 5))
+    for x_in in (x, np.asfortranarray(x)):
+        layer.forward(x_in)
+        dx = layer.backward(dout, param_grads=False)
+        np.testing.assert_allclose(dx, dout @ layer.W.data, rtol=1e-12)
+        assert column_major(dx) == column_major(x_in), (dx.strides, x_in.strides)
+    assert not column_major(x) and column_major(np.asfortranarray(x))
+
+
+@pytest.mark.parametrize("keep_layout", [True, False])
+def test_dcgan_gradients_stay_channel_major_through_d(monkeypatch, keep_layout):
+    """In D's backward the gradient that comes back through the Linear into D's second
+    block (BatchNorm2d(16), Conv2d(8, 16)) is laid out like their data, (C, H, W, B) in
+    memory (the batch fastest), so neither copies it nor mixes layouts. The control
+    (Linear's dx always row-major) shows the test can fail."""
+    from npgan import layers
+    if not keep_layout:
+        monkeypatch.setattr(layers, "column_major", lambda a: False)
+    seen = []
+    for cls in (Conv2d, BatchNorm2d):
+        def spy(self, dout, *args, _backward=cls.backward, **kwargs):
+            if getattr(self, "num_features", None) == 16 or getattr(self, "out_ch", 0) == 16:
+                seen.append((repr(self), dout.strides[0] == dout.itemsize))   # D's 2nd block
+            return _backward(self, dout, *args, **kwargs)
+        monkeypatch.setattr(cls, "backward", spy)
+    step, _ = dcgan_step(get_backend("numpy", dtype="float32", seed=5))
+    step()
+    assert len(seen) == 2 * 3                     # 2 layers, 3 backwards each
+    channel_major = [ok for _, ok in seen]
+    assert all(channel_major) if keep_layout else not any(channel_major), seen
