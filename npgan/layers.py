@@ -247,8 +247,11 @@ class LeakyReLU(Layer):
         # so a training step allocates only the output here
         self._slope_buffer = reuse(self._slope_buffer, x)
         local_slope = into(self._slope_buffer, "greater", x, 0.0)  # 1.0 if x > 0, else 0.0
-        local_slope *= 1.0 - self.slope
-        local_slope += self.slope                           # 1 or slope, x.dtype
+        if 0.0 < self.slope <= 1.0:                         # max(1, slope) = 1, max(0, slope) = slope
+            into(local_slope, "maximum", local_slope, self.slope)   # one pass (ReLU: none)
+        elif self.slope != 0.0:                             # a slope outside [0, 1]
+            local_slope *= 1.0 - self.slope
+            local_slope += self.slope                       # 1 or slope, x.dtype
         self.local_slope = local_slope                      # (B, n): dy/dx elementwise
         return x * local_slope
 

@@ -61,6 +61,23 @@ def test_leaky_relu_vjp(spec, xd, slope):
     run_check(LeakyReLU(slope), away_from_kink(x), dout, be)
 
 
+@pytest.mark.parametrize("spec", ALL_SPECS)
+@pytest.mark.parametrize("slope", [-0.5, 0.0, 0.01, 0.2, 1.0, 1.5])
+def test_leaky_relu_matches_its_definition_for_any_slope(spec, slope):
+    """y = x if x > 0 else slope * x and dx = dout * (1 if x > 0 else slope), bit for bit,
+    on both of forward's paths: slopes in (0, 1] (one maximum) and the others."""
+    be = make_backend(spec, "float32")
+    x = np.array([[-2.0, -0.5, 0.0, 0.25, 3.0]], dtype=np.float32)
+    dout = np.array([[1.0, -2.0, 3.0, 0.5, -1.5]], dtype=np.float32)
+    layer = LeakyReLU(slope)
+    y = host(layer.forward(be.asarray(x)))
+    dx = host(layer.backward(be.asarray(dout)))
+    local = np.where(x > 0, np.float32(1.0), np.float32(slope))
+    np.testing.assert_array_equal(y, x * local)
+    np.testing.assert_array_equal(dx, dout * local)
+    assert y.dtype == dx.dtype == np.float32
+
+
 @pytest.mark.parametrize("spec", FLOAT64_SPECS)
 @pytest.mark.parametrize("layer_cls", [Sigmoid, Tanh, ReLU], ids=["Sigmoid", "Tanh", "ReLU"])
 @given(xd=batch_and_dout())
