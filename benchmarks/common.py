@@ -16,7 +16,7 @@ except ImportError:              # a clone without `pip install -e .`: use the c
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import npgan
 from npgan.backend import host as np
-from npgan.backend import into, num_threads
+from npgan.backend import into, keep_freed_host_memory, num_threads
 from npgan.info import blas_name, blas_threads, cpu_model
 from npgan.layers import Linear
 
@@ -64,6 +64,12 @@ def machine_lines():
         f"BLAS threads: {threads if threads else 'default'} ({source}); "
         f"npgan elementwise threads: {num_threads()}; load average (1 min): {load():.2f}",
     ]
+    if keep_freed_host_memory():                 # what get_backend("numpy") does anyway
+        lines.append("malloc: freed memory stays in the process (npgan's default, "
+                     "npgan.backend.keep_freed_host_memory); PyTorch in this process runs with "
+                     "it too. NPGAN_KEEP_FREED_MEMORY=0: the C library's defaults for both")
+    else:
+        lines.append("malloc: the C library's defaults (NPGAN_KEEP_FREED_MEMORY=0, or not glibc)")
     forced = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ}
     if forced:
         lines.append("set in the environment: " + ", ".join(f"{k}={v}" for k, v in forced.items())
