@@ -285,8 +285,8 @@ def keep_freed_host_memory() -> bool:
     defaults, gives freed blocks back to the kernel (mmap'd ones at once, the top of its
     heap beyond a threshold that follows the largest block freed so far), and the next
     step's arrays then touch fresh pages again, each one a page fault that the kernel
-    fills with zeros. A DCGAN step (base 64, batch 64) took 7,000 to 13,000 page faults
-    and 14 to 35 ms of kernel time on our 2-core machine; with this, none
+    fills with zeros. A DCGAN step (base 64, batch 64) took 6,000 to 13,000 page faults
+    and 14 to 38 ms of kernel time on our 2-core machine; with this, none
     (docs/performance.md). We set two documented mallopt(3) knobs: M_MMAP_THRESHOLD =
     32 MiB (glibc's largest: only bigger blocks get their own mapping) and
     M_TRIM_THRESHOLD = 1 GiB (free memory kept at the top of the heap before giving it
