@@ -69,7 +69,8 @@ def machine_lines():
                      "npgan.backend.keep_freed_host_memory); PyTorch in this process runs with "
                      "it too. NPGAN_KEEP_FREED_MEMORY=0: the C library's defaults for both")
     else:
-        lines.append("malloc: the C library's defaults (NPGAN_KEEP_FREED_MEMORY=0, or not glibc)")
+        lines.append("malloc: the C library's own settings (NPGAN_KEEP_FREED_MEMORY=0, not glibc, "
+                     "or another malloc preloaded)")
     forced = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ}
     if forced:
         lines.append("set in the environment: " + ", ".join(f"{k}={v}" for k, v in forced.items())

@@ -288,20 +288,28 @@ def keep_freed_host_memory() -> bool:
     fills with zeros. A DCGAN step (base 64, batch 64) took 6,000 to 13,000 page faults
     and 14 to 38 ms of kernel time on our 2-core machine; with this, none
     (docs/performance.md). We set two documented mallopt(3) knobs: M_MMAP_THRESHOLD =
-    32 MiB (glibc's largest: only bigger blocks get their own mapping) and
+    32 MiB (glibc's largest on 64-bit: only bigger blocks get their own mapping) and
     M_TRIM_THRESHOLD = 1 GiB (free memory kept at the top of the heap before giving it
-    back). The process's resident memory then stays near its peak, as it would during a
-    step anyway. Called by get_backend("numpy"), once per process; NPGAN_KEEP_FREED_MEMORY=0
-    in the environment turns it off. Returns True when applied; False on other C
-    libraries (macOS, musl, Windows), where it does nothing.
+    back). The setting is the whole process's: everything in it (PyTorch too, in a
+    benchmark) allocates this way from then on, and its resident memory stays near its
+    peak, as it would during a step anyway. Called by get_backend("numpy"), once per
+    process; NPGAN_KEEP_FREED_MEMORY=0 in the environment turns it off. Returns True
+    when applied; False where it does nothing: not glibc (macOS, musl, Windows), glibc
+    refusing the values (32-bit), or another malloc preloaded (LD_PRELOAD jemalloc,
+    tcmalloc: they manage their memory themselves).
     """
     global _freed_memory_kept
     if _freed_memory_kept is None:
         _freed_memory_kept = False
         import platform
-        if platform.libc_ver()[0] == "glibc" and os.environ.get("NPGAN_KEEP_FREED_MEMORY") != "0":
+        if (platform.libc_ver()[0] == "glibc"
+                and os.environ.get("NPGAN_KEEP_FREED_MEMORY") != "0"
+                and "malloc" not in os.environ.get("LD_PRELOAD", "")):
             import ctypes
-            mallopt = ctypes.CDLL(None).mallopt                  # int mallopt(int, int)
+            try:
+                mallopt = ctypes.CDLL(None).mallopt              # int mallopt(int, int)
+            except (OSError, AttributeError):
+                return False
             M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # from <malloc.h>
             _freed_memory_kept = bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and \
                 bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))         # 1 = accepted

@@ -27,6 +27,7 @@ reference: https://cs231n.github.io/convolutional-networks/#conv (im2col)
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from npgan.backend import get_array_module, host, into
 from npgan.layers import Layer, Parameter
@@ -119,15 +120,23 @@ def _clipped(i, s, p, n, size):
     return slice(o_lo, o_hi), slice(first, first + s * (o_hi - o_lo - 1) + 1, s)
 
 
+class _Term(NamedTuple):
+    """Kernel offset i along one axis: the windows that stay inside the axis, the rows of
+    its phase they reach (numbered within the phase), and whether that is all of them."""
+    i: int
+    windows: slice
+    rows: slice
+    full: bool
+
+
 def _phase_terms(k, s, p, n, size):
     """Along one axis of length `size` (n windows): which kernel offsets reach which rows.
 
     Offset i lands on rows o*s + i - p, all in the same phase q = (i - p) mod s: the rows
     q, q + s, q + 2s, ..., numbered 0, 1, 2, ... within that phase. Returns, for each phase
-    q, a list of (i, windows, phase_rows, full): the windows that stay inside the axis
-    (_clipped), the phase rows they reach, and whether they reach all of the phase's rows.
-    E.g. k = 4, s = 2, p = 1, size 14 (the DCGAN): phase 0 (rows 0, 2, ..., 12) gets
-    offset 1 (all 7 rows, full) and offset 3 (rows 2..12); phase 1 gets offsets 0 and 2.
+    q, the list of its _Terms. E.g. k = 4, s = 2, p = 1, size 14 (the DCGAN): phase 0
+    (rows 0, 2, ..., 12) gets offset 1 (all 7 rows: full) and offset 3 (rows 2..12);
+    phase 1 gets offsets 0 (rows 1..11) and 2 (full).
     """
     terms = [[] for _ in range(s)]
     for i in range(k):
@@ -137,7 +146,7 @@ def _phase_terms(k, s, p, n, size):
         q, first = rows.start % s, rows.start // s          # phase, first phase row
         count = windows.stop - windows.start
         full = count == len(range(q, size, s))               # every row of phase q
-        terms[q].append((i, windows, slice(first, first + count), full))
+        terms[q].append(_Term(i, windows, slice(first, first + count), full))
     return terms
 
 
@@ -150,10 +159,10 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
     (a window's part that lies in the padding is dropped: the padding is no input).
     Phase by phase ("space-to-depth"): the pixels (h, w) with h = qh (mod s) and
     w = qw (mod s) are reached only by the kernel offsets of that phase (_phase_terms), so
-    each of the s*s phases is summed on its own, in a small contiguous buffer `acc`
-    (C, H/s, W/s, B): an offset pair that covers the whole phase is copied in, the others
-    are added onto the rows they reach, and the phase is written into x once, with one
-    strided copy x[:, qh::s, qw::s, :] = acc. Adding straight into those strided views of
+    each of the s*s phases is summed on its own, in a small buffer `acc` (C, H/s, W/s, B;
+    a shorter phase uses its first rows): an offset pair that covers the whole phase is
+    copied in, the others are added onto the rows they reach, and the phase is written
+    into x once, with one strided copy x[:, qh::s, qw::s, :] = acc. Adding straight into those strided views of
     x, as we did before, reads and writes runs of only B numbers k*k times over and took
     1.6x as long (docs/performance.md). With s = 1 there is one phase: acc is x itself.
     Returns a new array laid out CHWB in memory; `buffers` keeps acc between calls.
@@ -172,17 +181,16 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
         for qw in range(min(s, W)):
             n_h, n_w = len(range(qh, H, s)), len(range(qw, W, s))
             acc = x if s == 1 else phase_buffer[:, :n_h, :n_w, :]       # (C, n_h, n_w, B)
-            terms = [(th, tw) for th in terms_h[qh] for tw in terms_w[qw]]
-            full = [term for term in terms if term[0][3] and term[1][3]]
+            pairs = [(th, tw) for th in terms_h[qh] for tw in terms_w[qw]]
+            full = [n for n, (th, tw) in enumerate(pairs) if th.full and tw.full]
             if full:                                  # copy one in: acc needs no zeros
-                terms.remove(full[0])
-                (i, windows_h, _, _), (j, windows_w, _, _) = full[0]
-                acc[...] = cols[:, i, j, windows_h, windows_w, :]
-            else:                                     # (k < s, or padding > kernel)
-                acc[...] = 0
-            for (i, windows_h, rows, _), (j, windows_w, columns, _) in terms:
-                view = acc[:, rows, columns, :]                         # (C, oh, ow, B)
-                view += cols[:, i, j, windows_h, windows_w, :]          # the same windows
+                th, tw = pairs.pop(full[0])
+                acc[...] = cols[:, th.i, tw.i, th.windows, tw.windows, :]
+            else:                                     # no pair reaches all of the phase
+                acc[...] = 0                          # (e.g. without padding)
+            for th, tw in pairs:
+                view = acc[:, th.rows, tw.rows, :]                      # (C, oh, ow, B)
+                view += cols[:, th.i, tw.i, th.windows, tw.windows, :]  # the same windows
             if s > 1:
                 x[:, qh::s, qw::s, :] = acc                             # the one strided write
     return xp.permute_dims(x, (3, 0, 1, 2))                             # (B, C, H, W)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import column_major, get_array_module, into, reuse
+from npgan.backend import astype, column_major, get_array_module, into, reuse
 
 
 class Parameter:
@@ -249,9 +249,10 @@ class LeakyReLU(Layer):
         local_slope = into(self._slope_buffer, "greater", x, 0.0)  # 1.0 if x > 0, else 0.0
         if 0.0 < self.slope <= 1.0:                         # max(1, slope) = 1, max(0, slope) = slope
             into(local_slope, "maximum", local_slope, self.slope)   # one pass (ReLU: none)
-        elif self.slope != 0.0:                             # a slope outside [0, 1]
-            local_slope *= 1.0 - self.slope
-            local_slope += self.slope                       # 1 or slope, x.dtype
+        elif self.slope != 0.0:      # a slope outside [0, 1]: (m - 1) * -slope + m, exact
+            local_slope -= 1.0                              # 0 if x > 0, else -1
+            local_slope *= -self.slope                      # 0, or slope
+            local_slope += astype(x > 0, x.dtype)           # 1 or slope (a temporary: rare)
         self.local_slope = local_slope                      # (B, n): dy/dx elementwise
         return x * local_slope
 
