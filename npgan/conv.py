@@ -162,9 +162,10 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
     each of the s*s phases is summed on its own, in a small buffer `acc` (C, H/s, W/s, B;
     a shorter phase uses its first rows): an offset pair that covers the whole phase is
     copied in, the others are added onto the rows they reach, and the phase is written
-    into x once, with one strided copy x[:, qh::s, qw::s, :] = acc. Adding straight into those strided views of
-    x, as we did before, reads and writes runs of only B numbers k*k times over and took
-    1.6x as long (docs/performance.md). With s = 1 there is one phase: acc is x itself.
+    into x once, with one strided copy x[:, qh::s, qw::s, :] = acc. Adding straight into
+    those strided views of x, as we did before, reads and writes runs of only B numbers
+    k*k times over and took 1.6x as long (docs/performance.md). With s = 1 there is one
+    phase: acc is x itself.
     Returns a new array laid out CHWB in memory; `buffers` keeps acc between calls.
     """
     xp = get_array_module(cols)
