@@ -247,7 +247,7 @@ class LeakyReLU(Layer):
         # so a training step allocates only the output here
         self._slope_buffer = reuse(self._slope_buffer, x)
         local_slope = into(self._slope_buffer, "greater", x, 0.0)  # 1.0 if x > 0, else 0.0
-        if 0.0 < self.slope <= 1.0:                         # max(1, slope) = 1, max(0, slope) = slope
+        if 0.0 < self.slope <= 1.0:         # max(1, slope) = 1 and max(0, slope) = slope:
             into(local_slope, "maximum", local_slope, self.slope)   # one pass (ReLU: none)
         elif self.slope != 0.0:      # a slope outside [0, 1]: (m - 1) * -slope + m, exact
             local_slope -= 1.0                              # 0 if x > 0, else -1
