@@ -64,13 +64,13 @@ def machine_lines():
         f"BLAS threads: {threads if threads else 'default'} ({source}); "
         f"npgan elementwise threads: {num_threads()}; load average (1 min): {load():.2f}",
     ]
-    if keep_freed_host_memory():                 # what get_backend("numpy") does anyway
-        lines.append("malloc: freed memory stays in the process (npgan's default, "
-                     "npgan.backend.keep_freed_host_memory); PyTorch in this process runs with "
-                     "it too. NPGAN_KEEP_FREED_MEMORY=0: the C library's defaults for both")
+    if keep_freed_host_memory():                 # this script owns its process: opt in, for both sides
+        lines.append("malloc: freed memory stays in the process (this script opts in with "
+                     "npgan.backend.keep_freed_host_memory), for npgan and PyTorch alike. "
+                     "NPGAN_KEEP_FREED_MEMORY=0: the C library's defaults for both")
     else:
-        lines.append("malloc: the C library's own settings (NPGAN_KEEP_FREED_MEMORY=0, not glibc, "
-                     "or another malloc preloaded)")
+        lines.append("malloc: the C library's own settings, for both sides (NPGAN_KEEP_FREED_MEMORY=0, "
+                     "MALLOC_*/GLIBC_TUNABLES set, not glibc, or another malloc preloaded)")
     forced = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ}
     if forced:
         lines.append("set in the environment: " + ", ".join(f"{k}={v}" for k, v in forced.items())

@@ -15,7 +15,7 @@ import dataclasses
 import shlex
 import sys
 
-from npgan.backend import BACKENDS, BackendError
+from npgan.backend import BACKENDS, BackendError, keep_freed_host_memory
 from npgan.checkpoint import CheckpointError
 from npgan.cli import plain_warnings
 from npgan.config import ConfigError, TrainConfig, resume_config
@@ -125,6 +125,10 @@ def resumed_config(args, typed):
 def main(argv=None):
     plain_warnings()                        # "warning: <message>", no source line under it
     args, typed = parse_args(argv)
+    if args.backend == "numpy" and keep_freed_host_memory():
+        # this program owns its process, so it may tune malloc for all of it (the library never does)
+        print("this process keeps freed memory for the next step (glibc mallopt; "
+              "NPGAN_KEEP_FREED_MEMORY=0 turns it off)")
     resume = None
     try:
         if args.resume is not None:

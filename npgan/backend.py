@@ -277,26 +277,26 @@ def set_num_threads(n: int):
 
 _freed_memory_kept = None    # keep_freed_host_memory's answer, once per process
 
+# Where the user tunes glibc's malloc themselves, we leave it alone.
+MALLOC_SETTINGS = ("GLIBC_TUNABLES", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_",
+                   "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX")
+
 
 def keep_freed_host_memory() -> bool:
-    """Ask the C library's malloc to keep memory that arrays free, for the next arrays.
+    """Opt-in, process-wide: ask glibc's malloc to keep the memory that arrays free.
 
-    A training step makes and frees arrays of a few MB each. glibc's malloc, left to its
-    defaults, gives freed blocks back to the kernel (mmap'd ones at once, the top of its
-    heap beyond a threshold that follows the largest block freed so far), and the next
-    step's arrays then touch fresh pages again, each one a page fault that the kernel
-    fills with zeros. A DCGAN step (base 64, batch 64) took 6,000 to 13,000 page faults
-    and 14 to 38 ms of kernel time on our 2-core machine; with this, none
-    (docs/performance.md). We set two documented mallopt(3) knobs: M_MMAP_THRESHOLD =
-    32 MiB (glibc's largest on 64-bit: only bigger blocks get their own mapping) and
-    M_TRIM_THRESHOLD = 1 GiB (free memory kept at the top of the heap before giving it
-    back). The setting is the whole process's: everything in it (PyTorch too, in a
-    benchmark) allocates this way from then on, and its resident memory stays near its
-    peak, as it would during a step anyway. Called by get_backend("numpy"), once per
-    process; NPGAN_KEEP_FREED_MEMORY=0 in the environment turns it off. Returns True
-    when applied; False where it does nothing: not glibc (macOS, musl, Windows), glibc
-    refusing the values (32-bit), or another malloc preloaded (LD_PRELOAD jemalloc,
-    tcmalloc: they manage their memory themselves).
+    A training step makes and frees arrays of a few MB each; at glibc's defaults the
+    freed blocks go back to the kernel and the next step's arrays fault fresh pages in
+    (a DCGAN step at base 64: 6,000 to 13,000 page faults, 14 to 38 ms of kernel time;
+    docs/performance.md). This sets two documented mallopt(3) knobs, M_MMAP_THRESHOLD
+    = 32 MiB and M_TRIM_THRESHOLD = 1 GiB, for the WHOLE process and everything in it,
+    for good: the library never calls it. The command-line programs do (and say so in
+    their banner), as may a user who owns their process.
+
+    Does nothing, and returns False, where the user tunes malloc already (any of
+    MALLOC_SETTINGS in the environment), where NPGAN_KEEP_FREED_MEMORY=0, where the C
+    library is not glibc, where glibc refuses the values, or where another malloc is
+    preloaded (LD_PRELOAD jemalloc, tcmalloc). True when applied.
     """
     global _freed_memory_kept
     if _freed_memory_kept is None:
@@ -304,6 +304,7 @@ def keep_freed_host_memory() -> bool:
         import platform
         if (platform.libc_ver()[0] == "glibc"
                 and os.environ.get("NPGAN_KEEP_FREED_MEMORY") != "0"
+                and not any(var in os.environ for var in MALLOC_SETTINGS)
                 and "malloc" not in os.environ.get("LD_PRELOAD", "")):
             import ctypes
             try:
@@ -502,7 +503,6 @@ def get_backend(name="numpy", dtype="float32", seed=None, device=None) -> Backen
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
     if name == "numpy":
-        keep_freed_host_memory()            # fewer page faults per step: see there
         return Backend("numpy", numpy, dtype, seed)
     if name == "cupy":
         return Backend("cupy", _import_cupy(), dtype, seed)

@@ -431,7 +431,10 @@ CHURN = """
 import resource, sys
 import numpy as np
 from npgan import get_backend
-get_backend("numpy")
+from npgan.backend import keep_freed_host_memory
+get_backend("numpy")                # must change nothing
+if sys.argv[1] == "opt-in":
+    print("applied" if keep_freed_host_memory() else "not applied")
 def churn():                        # a step's worth of arrays of a few MB, then all freed
     arrays = [np.ones(3 << 18, np.float32) for _ in range(50)]     # 50 x 3 MiB
     return sum(float(a[0]) for a in arrays)
@@ -442,27 +445,37 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 2)
 """
 
 
-def page_faults_per_churn(keep):
+def page_faults_per_churn(mode, **env):
+    """(faults per churn, what keep_freed_host_memory said) in a fresh process."""
     import os
     import subprocess
     import sys
-    env = dict(os.environ, NPGAN_KEEP_FREED_MEMORY="1" if keep else "0")
-    done = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True,
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "NPGAN_KEEP_FREED_MEMORY")} | env
+    done = subprocess.run([sys.executable, "-c", CHURN, mode], env=env, capture_output=True,
                           text=True, check=True)
-    return int(done.stdout.split()[-1])
+    lines = done.stdout.split("\n")
+    return int(lines[-2]), (lines[0] if mode == "opt-in" else None)
 
 
-def test_get_backend_keeps_freed_memory_for_the_next_step():
-    """After get_backend("numpy"), arrays freed by one step are reused by the next without
-    page faults (npgan.backend.keep_freed_host_memory); the control, with
-    NPGAN_KEEP_FREED_MEMORY=0, faults on every 4 KiB page of the 150 MiB again (arrays
-    under 4 MiB, which NumPy does not ask the kernel to back with huge pages)."""
+@pytest.mark.slow
+def test_freed_memory_is_kept_only_when_asked_and_never_over_the_users_malloc_settings():
+    """get_backend("numpy") leaves the C library's malloc alone: freed arrays fault
+    their pages in again at every step (the control). keep_freed_host_memory(), the
+    explicit opt-in of the command-line programs, makes the next step reuse them without
+    page faults, and does nothing where the user tunes malloc (MALLOC_* or
+    GLIBC_TUNABLES) or says NPGAN_KEEP_FREED_MEMORY=0."""
     import platform
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("keep_freed_host_memory tunes glibc's malloc; this C library is not glibc")
-    kept, control = page_faults_per_churn(True), page_faults_per_churn(False)
+    control, _ = page_faults_per_churn("library-only")
+    kept, said = page_faults_per_churn("opt-in")
     assert control > 30_000, control          # 50 x 3 MiB = 38,400 pages of 4 KiB
-    assert kept < 0.01 * control, (kept, control)
+    assert said == "applied" and kept < 0.01 * control, (kept, control, said)
+    for env in ({"MALLOC_TRIM_THRESHOLD_": "131072"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"},
+                {"NPGAN_KEEP_FREED_MEMORY": "0"}):
+        faults, said = page_faults_per_churn("opt-in", **env)
+        assert said == "not applied" and faults > 0.5 * control, (env, faults, said)
 
 
 # ------------------------------------------------- (h) gradients keep the layout of the data
