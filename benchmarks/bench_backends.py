@@ -37,7 +37,8 @@ def parse_args():
     p.add_argument("--repeat", type=int, default=7, help="timed repeats per point (median)")
     p.add_argument("--quick", action="store_true",
                    help="batch 64 and 128, widths mnist and half, 5 repeats")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out", default="runs/benchmarks",
+                   help="folder for the table (tools/publish.py copies it to benchmarks/results/)")
     args = p.parse_args()
     if args.quick:
         args.batches, args.widths, args.repeat = "64,128", "mnist,half", 5

@@ -311,7 +311,8 @@ def main():
                    help="c of npgan.dcgan: G and D have c and 2c channels (default 64)")
     p.add_argument("--repeats", type=int, default=5,
                    help="timed runs per layer, alternating rounds per step (median)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out", default="runs/benchmarks",
+                   help="folder for the table (tools/publish.py copies it to benchmarks/results/)")
     args = p.parse_args()
     batch, c, repeats = args.batch, args.base_channels, args.repeats
 

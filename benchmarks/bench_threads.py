@@ -68,7 +68,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
     p.add_argument("--competitors", default="0,1,2", help="busy loops to run beside the step")
-    p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--out", default="runs/benchmarks")
     args = p.parse_args()
     header = common.machine_lines()
     print("\n".join(header))

@@ -166,7 +166,8 @@ def main():
     p.add_argument("--batches", default="64,128")
     p.add_argument("--rounds", type=int, default=5,
                    help="alternating rounds per batch (each about half a second per side)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out", default="runs/benchmarks",
+                   help="folder for the table (tools/publish.py copies it to benchmarks/results/)")
     args = p.parse_args()
     try:
         import torch

@@ -1,7 +1,7 @@
 """One command for the first machine with a GPU: what works on CuPy, how fast, a training.
 
     pip install -e ".[test,cuda12]"            # npgan, its tests and CuPy (CUDA 12)
-    python benchmarks/gpu_check.py             # about 8 minutes; writes gpu_check/report.md
+    python benchmarks/gpu_check.py             # about 8 minutes; writes runs/gpu_check/report.md
 
 Steps, each with its own time limit, the whole run within --budget seconds (470, so
 under 8 minutes on one data-centre GPU):
@@ -19,7 +19,7 @@ under 8 minutes on one data-centre GPU):
      when the time is up: the run saves its checkpoint), the DCGAN for one epoch, and
      `python -m npgan evaluate` on each checkpoint, with wall times.
 Without a usable GPU the first line says so; the script runs step 1, writes the report
-and exits with status 1. Please send us the report (gpu_check/report.md).
+and exits with status 1. Please send us the report (runs/gpu_check/report.md).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ PARAM_ATOL = 1e-6
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="gpu_check", help="folder for the report and the runs")
+    p.add_argument("--out", default="runs/gpu_check", help="folder for the report and the runs")
     p.add_argument("--budget", type=float, default=470.0, help="seconds for the whole check")
     return p.parse_args()
 

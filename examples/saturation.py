@@ -44,7 +44,8 @@ def per_sample_gradients(p, backend):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="docs/figures/saturation.png", help="PNG to write")
+    parser.add_argument("--out", default="runs/saturation.png",
+                        help="PNG to write (.png is added when missing)")
     args = parser.parse_args()
 
     be = get_backend("numpy", dtype="float64")
@@ -74,6 +75,8 @@ def main():
     fig.text(0.5, 0.015, caption, ha="center", va="bottom", fontsize=8.5)
     fig.subplots_adjust(bottom=0.3)
     out = Path(args.out)
+    if out.suffix.lower() != ".png":        # matplotlib would add it anyway: say the real name
+        out = out.with_name(out.name + ".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     print(f"wrote {out}")

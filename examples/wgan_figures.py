@@ -39,7 +39,7 @@ def interpolate_norms(run, n, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="output folders of critic runs (--loss wgan, wgan-gp, hinge)")
-    parser.add_argument("--out", default="wgan_figures.png")
+    parser.add_argument("--out", default="runs/wgan_figures.png")
     parser.add_argument("--n", type=int, default=2000, help="interpolates per histogram")
     args = parser.parse_args()
 
@@ -87,8 +87,10 @@ def main():
     right.set_title("gradient norms of the final critic", fontsize=10)
     right.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
