@@ -120,6 +120,12 @@ class TrainConfig:
 
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
+        problems = self._number_problems() + self._choice_problems() + self._loss_problems()
+        if problems:
+            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def _number_problems(self) -> list:
+        """Counts, rates and levels out of their range."""
         problems = []
         positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every",
                          "base_channels")
@@ -141,6 +147,19 @@ class TrainConfig:
         if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
             problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
                             f"0 = off; e.g. 0.1), got {noise!r}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
+        for name in ("eval_every", "eval_n"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        return problems
+
+    def _choice_problems(self) -> list:
+        """Names (data set, model, losses, prior) and switches that are not valid ones."""
+        problems = []
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")
@@ -157,17 +176,7 @@ class TrainConfig:
             problems.append(f"unknown prior {self.prior!r}; valid: {', '.join(PRIORS)}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
-        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
-            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
-        for name in ("eval_every", "eval_n"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name} must be a non-negative integer, got {value!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
-        problems += self._loss_problems()
-        if problems:
-            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+        return problems
 
     def learning_rates(self) -> tuple[float, float]:
         """(lr of D, lr of G): lr_d and lr_g where given, else lr (one rate for both)."""
