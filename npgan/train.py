@@ -95,13 +95,13 @@ class _Run:
                 f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
                 f"the {images.shape[0]} training images of {config.dataset!r}")
         self.x = to_device(images, be)                  # (N, P): the whole set, once
-        self.steps_per_epoch = images.shape[0] // config.batch_size // config.d_steps
-        self.total_steps = config.epochs * self.steps_per_epoch   # the run's length, for annealing
-        self.settings = StepSettings.from_config(config)  # what every step does
-        self.sigma = 0.0                                  # instance noise of the last step
         # the classes go too, for a conditional GAN: (N,) int64, also once, checked
         # here because the device does not check them (xp.take wraps on CuPy)
         self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
+        self.steps_per_epoch = images.shape[0] // config.batch_size // config.d_steps
+        self.total_steps = config.epochs * self.steps_per_epoch   # for annealing
+        self.settings = StepSettings.from_config(config)          # what every step does
+        self.sigma = 0.0                                          # the last step's noise
         self.G, self.D = build_models(config, be)
         lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
         self.opt_g = make_optimizer(config, self.G.parameters(), lr_g)
