@@ -186,7 +186,7 @@ def d_update(G, D, opt_d, x_real, backend, settings, y_real=None):
     wgan.critic_step. x_real: (B, P); y_real: (B,) its classes for a conditional GAN.
     Draws, in this order: z (B, Z), the instance noise, G's classes, wgan-gp's eps (B, 1)."""
     s, b = settings, x_real.shape[0]
-    z = sample_z(backend, b, s.latent_dim, s.prior)
+    z = sample_z(backend, b, s.latent_dim, s.prior)    # (B, Z)
     if s.loss == "gan":
         noise = None
         if s.instance_noise > 0.0:                     # one draw for the real, one for the fake
@@ -221,7 +221,7 @@ def train_step(G, D, opt_g, opt_d, real_batches, backend, settings=None, real_la
         y_real = None if real_labels is None else real_labels[i]
         stats = d_update(G, D, opt_d, x_real, backend, s, y_real)
     last = real_batches[-1]                            # (2) once: update G
-    z = sample_z(backend, last.shape[0], s.latent_dim, s.prior)
+    z = sample_z(backend, last.shape[0], s.latent_dim, s.prior)   # (B, Z)
     labels = None if real_labels is None else random_labels(backend, last.shape[0], G.num_classes)
     noise = instance_noise(backend, s.instance_noise, tuple(last.shape))
     g_loss = s.g_loss if s.loss == "gan" else "wasserstein"   # a critic: -mean D(G(z))
