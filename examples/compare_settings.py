@@ -26,13 +26,12 @@ from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
 from npgan.cli import plain_warnings
-from npgan.config import TrainConfig
+from npgan.config import LOSS_DEFAULTS, TrainConfig
 from npgan.experiments import format_comparison, late_mean, median_range, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.models import generate, load_generator
 from npgan.plots import plot_d_accuracy, save_grid
 from npgan.train import read_metrics, train
-from npgan.wgan import LOSS_DEFAULTS
 
 # A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
 # baseline. TrainConfig's defaults are label smoothing 0.1 and an EMA of G (0.999).

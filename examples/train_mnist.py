@@ -18,11 +18,10 @@ import sys
 from npgan.backend import BACKENDS, BackendError, keep_freed_host_memory
 from npgan.checkpoint import CheckpointError
 from npgan.cli import plain_warnings
-from npgan.config import ConfigError, TrainConfig, resume_config
+from npgan.config import LOSS_DEFAULTS, ConfigError, TrainConfig, resume_config
 from npgan.data import DATASETS, DataError
-from npgan.losses import G_LOSSES
+from npgan.losses import G_LOSSES, LOSSES
 from npgan.train import TrainingDiverged, TrainingInterrupted, train
-from npgan.wgan import LOSS_DEFAULTS, LOSSES
 
 DEFAULTS = TrainConfig()
 

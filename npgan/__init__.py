@@ -5,7 +5,8 @@ Start reading at npgan/layers.py, then losses.py, gan.py (the G step is the less
 """
 from npgan.backend import (BACKENDS, Backend, BackendError, get_array_module,
                            get_backend, to_numpy)
-from npgan.gan import build_discriminator, build_generator, d_step, g_step, train_step
+from npgan.gan import (StepSettings, build_discriminator, build_generator, d_step, g_step,
+                       train_step)
 from npgan.gradcheck import (GradientCheckError, assert_gradients_ok, check_layer,
                              directional_check, numerical_grad, rel_error)
 from npgan.layers import (Layer, LeakyReLU, Linear, Parameter, ReLU, Sequential,
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS", "Backend", "BackendError", "get_array_module", "get_backend", "to_numpy",
-    "build_discriminator", "build_generator", "d_step", "g_step", "train_step",
+    "StepSettings", "build_discriminator", "build_generator", "d_step", "g_step", "train_step",
     "GradientCheckError", "assert_gradients_ok", "check_layer", "directional_check",
     "numerical_grad", "rel_error",
     "Layer", "LeakyReLU", "Linear", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from npgan.backend import astype, concat, get_array_module, to_numpy
 from npgan.backend import host as np
-from npgan.conv import _zeros
 from npgan.layers import Sequential
 
 
@@ -80,13 +79,15 @@ class Conditional(Sequential):
         dxy, so the penalty does not depend on it: its g is zero there."""
         xp = get_array_module(g_dx)
         n, b, c = self._need_graph("graph_width"), g_dx.shape[0], self.num_classes
+        # the zeros: one column of g_dx made zero (its dtype, its device), repeated C times
         if self.planes is None:                                    # (B, n) -> (B, n + C)
-            g_dxy = concat([g_dx, _zeros((b, c), like=g_dx)], axis=1)
+            zeros = xp.broadcast_to(xp.zeros_like(g_dx[:, :1]), (b, c))          # (B, C)
+            g_dxy = concat([g_dx, zeros], axis=1)
         else:
             p = self.planes
             images = xp.reshape(g_dx, (b, n // p, p))                  # (B, ch, H*W)
-            g_dxy = xp.reshape(concat([images, _zeros((b, c, p), like=g_dx)], axis=1),
-                               (b, -1))                                # (B, (ch+C) H W)
+            zeros = xp.broadcast_to(xp.zeros_like(images[:, :1, :]), (b, c, p))  # (B, C, H*W)
+            g_dxy = xp.reshape(concat([images, zeros], axis=1), (b, -1))   # (B, (ch+C) H W)
         return super().double_backward(g_dxy)
 
     def __call__(self, x, labels):
@@ -100,6 +101,12 @@ class Conditional(Sequential):
 
 def is_conditional(model) -> bool:
     return isinstance(model, Conditional)
+
+
+def forward(model, x, labels=None):
+    """model.forward(x), or model.forward(x, labels) for a conditional model: the one
+    call the GAN steps make, whether or not G and D see classes. labels: (B,) or None."""
+    return model.forward(x) if labels is None else model.forward(x, labels)
 
 
 def random_labels(backend, n, num_classes):

@@ -3,7 +3,7 @@
 A TrainConfig names the data, the model (MODELS: mlp or dcgan), the losses, the
 optimizer (OPTIMIZERS), the batch, the seed, and where and how often the run writes.
 Its defaults (DEFAULTS) are the classic MNIST GAN; TrainConfig.for_loss(loss) starts
-from the paper's settings of a critic loss instead (npgan.wgan.LOSS_DEFAULTS).
+from the paper's settings of a critic loss instead (LOSS_DEFAULTS).
 validate() runs before any work (train() calls it first, before it touches the device
 or the disk) and raises one ConfigError that lists every invalid setting.
 A checkpoint keeps its run's settings (to_dict()). A resumed run may change only
@@ -19,12 +19,25 @@ from pathlib import Path
 
 from npgan.checkpoint import load_checkpoint
 from npgan.data import DATASETS
-from npgan.gan import PRIORS
-from npgan.losses import G_LOSSES
-from npgan.wgan import LOSS_DEFAULTS, LOSSES
+from npgan.losses import G_LOSSES, LOSSES
+from npgan.noise import PRIORS
 
 MODELS = ("mlp", "dcgan")
 OPTIMIZERS = ("adam", "rmsprop")
+# The papers' settings, by --loss (losses.LOSSES); TrainConfig.for_loss and the command
+# line use them. hinge: SN-GAN's setting for its standard CNN (Miyato et al. 2018,
+# Table 1, setting C): Adam lr 2e-4, betas (0.5, 0.999), n_critic 5, here without
+# spectral normalization.
+LOSS_DEFAULTS = {
+    "gan": dict(optimizer="adam", lr=2e-4, beta1=0.5, beta2=0.999, d_steps=1,
+                label_smoothing=0.1),
+    "wgan": dict(optimizer="rmsprop", lr=5e-5, beta1=0.5, beta2=0.999, d_steps=5,
+                 label_smoothing=0.0, clip=0.01),
+    "wgan-gp": dict(optimizer="adam", lr=1e-4, beta1=0.0, beta2=0.9, d_steps=5,
+                    label_smoothing=0.0, gp_weight=10.0),
+    "hinge": dict(optimizer="adam", lr=2e-4, beta1=0.5, beta2=0.999, d_steps=5,
+                  label_smoothing=0.0),
+}
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 # what a resumed run may change: how long, where, how often it logs and evaluates, and
 # the device (the backend: CuPy re-seeds its generator). Every other setting (data,
@@ -66,7 +79,7 @@ class TrainConfig:
     label_smoothing: float = 0.1      # D's real target is 1 - label_smoothing (measured best)
     instance_noise: float = 0.0       # sigma0 > 0: D sees images + N(0, sigma^2), sigma annealed
                                       # linearly from sigma0 to 0 over the run's epochs
-                                      # (gan.instance_noise_sigma); 0: off
+                                      # (noise.instance_noise_sigma); 0: off
     seed: int = 0
     out: str = "runs/mnist"
     log_every: int = 50               # steps between host reads of the statistics
@@ -84,7 +97,7 @@ class TrainConfig:
 
     @classmethod
     def for_loss(cls, loss="gan", **overrides):
-        """A config with the paper's settings for `loss` (npgan.wgan.LOSS_DEFAULTS:
+        """A config with the paper's settings for `loss` (LOSS_DEFAULTS:
         optimizer, lr, betas, n_critic = d_steps, label smoothing only for gan), then
         `overrides` on top: TrainConfig.for_loss("wgan-gp", epochs=50)."""
         if loss not in LOSS_DEFAULTS:
@@ -107,6 +120,12 @@ class TrainConfig:
 
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
+        problems = self._number_problems() + self._choice_problems() + self._loss_problems()
+        if problems:
+            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+
+    def _number_problems(self) -> list:
+        """Counts, rates and levels out of their range."""
         problems = []
         positive_ints = ("epochs", "batch_size", "latent_dim", "d_steps", "log_every",
                          "base_channels")
@@ -128,6 +147,19 @@ class TrainConfig:
         if not (isinstance(noise, (int, float)) and 0.0 <= noise < 10.0):
             problems.append(f"instance_noise must be a sigma in [0, 10) (images are in [-1, 1]; "
                             f"0 = off; e.g. 0.1), got {noise!r}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
+        for name in ("eval_every", "eval_n"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        return problems
+
+    def _choice_problems(self) -> list:
+        """Names (data set, model, losses, prior) and switches that are not valid ones."""
+        problems = []
         if self.dataset not in DATASETS:
             problems.append(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)} "
                             f"(for other MNIST-format files give data_dir as well)")
@@ -144,17 +176,7 @@ class TrainConfig:
             problems.append(f"unknown prior {self.prior!r}; valid: {', '.join(PRIORS)}")
         if self.model not in MODELS:
             problems.append(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
-        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
-            problems.append(f"ema must be 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema!r}")
-        for name in ("eval_every", "eval_n"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name} must be a non-negative integer, got {value!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            problems.append(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
-        problems += self._loss_problems()
-        if problems:
-            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+        return problems
 
     def learning_rates(self) -> tuple[float, float]:
         """(lr of D, lr of G): lr_d and lr_g where given, else lr (one rate for both)."""
@@ -199,7 +221,7 @@ DEFAULTS = TrainConfig()
 DEFAULT_G_LOSS = DEFAULTS.g_loss
 
 
-def _saved_settings(ck) -> dict:
+def saved_settings(ck) -> dict:
     """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
     older checkpoint lacks has its default."""
     return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
@@ -217,7 +239,7 @@ def resume_config(checkpoint, **given):
     """
     path = Path(checkpoint)
     ck = load_checkpoint(path)
-    saved = _saved_settings(ck)
+    saved = saved_settings(ck)
     saved.update(out=str(path.parent), max_steps=None)
     unknown = sorted(set(given) - set(saved))
     if unknown:

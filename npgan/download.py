@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
-from npgan.data import DataError
+from npgan.idx import DataError
 
 
 class Checksum(NamedTuple):

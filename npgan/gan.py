@@ -9,16 +9,21 @@ This module is the one place where the gradient crosses from D into G: g_step().
 With num_classes > 0 the builders make a conditional GAN (npgan.conditional): the
 steps then also take class labels, y (B,), which G and D both see.
 Instance noise (Sonderby et al. 2016): D may see every image, real and fake, with
-Gaussian noise added (instance_noise_sigma gives its annealed level).
+Gaussian noise added (npgan.noise). A loss other than 'gan' makes D a critic (npgan.wgan).
+What a step does (its loss, its cures) is one StepSettings.
 reference: https://arxiv.org/abs/1406.2661 (Algorithm 1)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from npgan.backend import astype, get_array_module
-from npgan.conditional import Conditional, random_labels
+from npgan.conditional import Conditional, forward, random_labels
 from npgan.layers import LeakyReLU, Linear, Sequential, Tanh
-from npgan.losses import bce_with_logits, get_g_loss, sigmoid
+from npgan.losses import LOSSES, bce_with_logits, get_g_loss, sigmoid
+from npgan.noise import instance_noise, sample_z
 from npgan.spectral import spectral_norm_all
+from npgan.wgan import critic_step
 
 
 def build_generator(backend, latent_dim=100, hidden=(256, 512, 1024), out_dim=784,
@@ -50,25 +55,6 @@ def build_discriminator(backend, in_dim=784, hidden=(512, 256), slope=0.2, init=
         layers = spectral_norm_all(layers, backend)
     net = Sequential(*layers)
     return Conditional(net, num_classes, backend) if num_classes else net
-
-
-PRIORS = ("normal", "uniform")
-
-
-def sample_z(backend, n, latent_dim, prior="normal"):
-    """n latent vectors z (n, Z) from G's prior, on the backend's device:
-    'normal': z ~ N(0, I) (the default); 'uniform': every coordinate ~ U(-1, 1)
-    (the two common choices). The same seed gives the same z on the same backend."""
-    if prior == "normal":
-        return backend.randn((n, latent_dim))
-    if prior == "uniform":
-        return backend.uniform(-1.0, 1.0, (n, latent_dim))
-    raise ValueError(f"unknown prior {prior!r}; valid: {', '.join(PRIORS)}")
-
-
-def _forward(model, x, labels):
-    """model(x), or model(x, labels) for a conditional model (labels: (B,) class indices)."""
-    return model.forward(x) if labels is None else model.forward(x, labels)
 
 
 def _mean(a):
@@ -108,15 +94,15 @@ def d_step(G, D, opt_d, x_real, z, real_label=1.0, y_real=None, y_fake=None, noi
         x_real = x_real + noise[0]                     # (B, P): D sees a noisy real image
     # (1a) real half: -log D(x). Backward right away, because the next D.forward
     # (the fake half) overwrites D's single-slot caches.
-    logits_real = _forward(D, x_real, y_real)          # (B, P) -> (B, 1)
+    logits_real = forward(D, x_real, y_real)           # (B, P) -> (B, 1)
     loss_real, dlogits_real = bce_with_logits(logits_real, real_label)
     # input_grad=False: images are data, not parameters, so D skips dL/dx_real
     D.backward(dlogits_real, input_grad=False)         # D's grads += ...
     # (1b) fake half: -log(1 - D(G(z))). G is frozen: forward only, no G.backward.
-    x_fake = _forward(G, z, y_fake)                    # (B, Z) -> (B, P)
+    x_fake = forward(G, z, y_fake)                     # (B, Z) -> (B, P)
     if noise is not None:
         x_fake = x_fake + noise[1]                     # (B, P): and a noisy fake one
-    logits_fake = _forward(D, x_fake, y_fake)          # (B, P) -> (B, 1)
+    logits_fake = forward(D, x_fake, y_fake)           # (B, P) -> (B, 1)
     loss_fake, dlogits_fake = bce_with_logits(logits_fake, 0.0)
     D.backward(dlogits_fake, input_grad=False)         # D's grads += ... (sum of both halves)
     opt_d.step()                                       # only D moves
@@ -143,11 +129,11 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None, noise=None):
     """
     loss_fn = get_g_loss(g_loss)
     G.zero_grad()
-    x_fake = _forward(G, z, labels)                    # (B, Z) -> (B, P)
+    x_fake = forward(G, z, labels)                     # (B, Z) -> (B, P)
     # instance noise: D sees x_fake + noise. The noise is added, so d(x_fake + noise)/dx_fake
     # is the identity: the gradient D returns for its (noisy) input IS dL/dx_fake.
     x_seen = x_fake if noise is None else x_fake + noise    # (B, P)
-    logits = _forward(D, x_seen, labels)               # (B, P) -> (B, 1)
+    logits = forward(D, x_seen, labels)                # (B, P) -> (B, 1)
     loss_g, dlogits = loss_fn(logits)                  # dL/dlogits, (B, 1)
     # the gradient crosses D here: dL/dx_fake = dL/dlogits * dlogits/dx_fake.
     # param_grads=False: D is frozen, so we compute only its input gradient.
@@ -162,78 +148,100 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None, noise=None):
             "dx_fake_norm": dx_fake_norm}
 
 
-def instance_noise_sigma(sigma0, step, total_steps):
-    """The instance-noise level of G-update `step` (t = 0, 1, ..., T - 1) of a T-step run:
+@dataclass(frozen=True)
+class StepSettings:
+    """Everything a train_step does besides its data; one field per choice or cure.
 
-        sigma_t = sigma0 * (T - 1 - t) / (T - 1)
-
-    sigma0 at the first step, falling linearly to 0 at the last (Sonderby et al. 2016
-    anneal it so that D ends up judging the clean images). 0 when sigma0 is 0.
-    reference: https://arxiv.org/abs/1610.04490 , https://arxiv.org/abs/1701.04862
+    >>> StepSettings(latent_dim=100, loss="wgan-gp")     # or StepSettings.from_config(config)
     """
-    return sigma0 * max(total_steps - 1 - step, 0) / max(total_steps - 1, 1)
+    latent_dim: int                    # Z, the width of G's input z
+    loss: str = "gan"                  # 'gan' (d_step) or a critic (wgan.critic_step):
+                                       # 'wgan' | 'wgan-gp' | 'hinge'; k = n_critic
+    g_loss: str = "non-saturating"     # the GAN's G loss; against a critic: -mean D(G(z))
+    real_label: float = 1.0            # D's target for real images (0.9: one-sided smoothing)
+    prior: str = "normal"              # z ~ N(0, I) or U(-1, 1) (noise.sample_z)
+    instance_noise: float = 0.0        # sigma of this step's instance noise; 0: off
+    gp_weight: float = 10.0            # wgan-gp: lambda, the gradient penalty's weight
+    clip: float = 0.01                 # wgan: c, D's parameters clipped to [-c, c]
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.instance_noise > 0.0 and self.loss != "gan":
+            raise ValueError(f"instance noise is a cure for the GAN's D (loss 'gan'), not for "
+                             f"the {self.loss!r} critic; use one or the other")
+
+    @classmethod
+    def from_config(cls, config):
+        """The settings of a TrainConfig's steps (npgan.config). instance_noise is its
+        sigma0, the first step's level; train() anneals it (noise.instance_noise_sigma)."""
+        return cls(latent_dim=config.latent_dim, loss=config.loss, g_loss=config.g_loss,
+                   real_label=1.0 - config.label_smoothing, prior=config.prior,
+                   instance_noise=config.instance_noise, gp_weight=config.gp_weight,
+                   clip=config.clip)
 
 
-def _instance_noise(backend, sigma, shape):
-    """sigma * N(0, I) of `shape` from the backend's generator, on its device; None if sigma = 0."""
-    if sigma <= 0.0:
-        return None                                    # off: draw nothing, the stream is unchanged
-    n = backend.randn(shape)
-    n *= sigma                                         # a Python float keeps the dtype
-    return n
+def d_update(G, D, opt_d, x_real, backend, settings, y_real=None):
+    """One update of D as `settings` say, with fresh noise: d_step for the GAN, else
+    wgan.critic_step. x_real: (B, P); y_real: (B,) its classes for a conditional GAN.
+    Draws, in this order: z (B, Z), the instance noise, G's classes, wgan-gp's eps (B, 1)."""
+    s, b = settings, x_real.shape[0]
+    z = sample_z(backend, b, s.latent_dim, s.prior)    # (B, Z)
+    if s.loss == "gan":
+        noise = None
+        if s.instance_noise > 0.0:                     # one draw for the real, one for the fake
+            noise = (instance_noise(backend, s.instance_noise, tuple(x_real.shape)),
+                     instance_noise(backend, s.instance_noise, tuple(x_real.shape)))
+        y_fake = None if y_real is None else random_labels(backend, b, G.num_classes)
+        return d_step(G, D, opt_d, x_real, z, s.real_label, y_real, y_fake, noise=noise)
+    # a critic. Under wgan-gp a conditional G is asked for the real batch's classes, so
+    # that both ends of each interpolation line belong to one class
+    y_fake = y_real
+    if y_real is not None and s.loss != "wgan-gp":
+        y_fake = random_labels(backend, b, G.num_classes)
+    eps = backend.uniform(0.0, 1.0, (b, 1)) if s.loss == "wgan-gp" else None
+    return critic_step(G, D, opt_d, x_real, z, s.loss, eps, s.gp_weight, s.clip, y_real, y_fake)
 
 
-def train_step(G, D, opt_g, opt_d, real_batches, backend, latent_dim,
-               g_loss="non-saturating", real_label=1.0, real_labels=None, instance_noise=0.0,
-               prior="normal", loss="gan", gp_weight=10.0, clip=0.01):
+def train_step(G, D, opt_g, opt_d, real_batches, backend, settings=None, real_labels=None,
+               **fields):
     """Algorithm 1 of Goodfellow et al.: len(real_batches) = k D-updates, then one G-update.
 
-    real_batches: a list of k arrays (B, P) on the backend's device. Fresh noise for each
-    update comes from the backend's generator. Returns the statistics of the last
-    D-update and of the G-update as 0-d device arrays (no host sync here).
+    real_batches: a list of k arrays (B, P) on the backend's device. settings: a
+    StepSettings; keywords set (or replace) its fields:
+    train_step(G, D, opt_g, opt_d, [x], be, latent_dim=100). Fresh noise for each update
+    comes from the backend's generator. Returns the statistics of the last D-update and
+    of the G-update as 0-d device arrays (no host sync here).
     Conditional GAN: real_labels, a list of k label arrays (B,) that go with the
     batches; the classes asked of G are drawn uniformly, fresh for each update.
-    instance_noise: sigma > 0 adds N(0, sigma^2) to every image D sees in this step
-    (real and fake, in the D- and the G-updates); see instance_noise_sigma.
-    prior: where z comes from, 'normal' or 'uniform' (see sample_z).
-    loss: 'gan' (d_step, and g_loss), or a critic, 'wgan' | 'wgan-gp' | 'hinge'
-    (npgan.wgan.critic_step with gp_weight or clip, and G's loss -mean D(G(z))); the
-    loop is the same, k = n_critic. Under wgan-gp a conditional G is asked for the real
-    batch's classes in the critic step, and eps ~ U(0, 1) is drawn per sample.
     """
-    from npgan.wgan import LOSSES, critic_step         # (npgan.wgan builds on this module)
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
-    if instance_noise > 0.0 and loss != "gan":
-        raise ValueError(f"instance noise is a cure for the GAN's D (loss 'gan'), not for the "
-                         f"{loss!r} critic; use one or the other")
+    s = _step_settings(settings, fields)
+    _check_batches(G, D, real_batches, real_labels)
+    for i, x_real in enumerate(real_batches):          # (1) k times: update D
+        y_real = None if real_labels is None else real_labels[i]
+        stats = d_update(G, D, opt_d, x_real, backend, s, y_real)
+    last = real_batches[-1]                            # (2) once: update G
+    z = sample_z(backend, last.shape[0], s.latent_dim, s.prior)   # (B, Z)
+    labels = None if real_labels is None else random_labels(backend, last.shape[0], G.num_classes)
+    noise = instance_noise(backend, s.instance_noise, tuple(last.shape))
+    g_loss = s.g_loss if s.loss == "gan" else "wasserstein"   # a critic: -mean D(G(z))
+    stats.update(g_step(G, D, opt_g, z, g_loss, labels, noise=noise))
+    return stats
+
+
+def _step_settings(settings, fields):
+    if settings is None:
+        return StepSettings(**fields)
+    if not isinstance(settings, StepSettings):
+        raise TypeError(f"train_step's settings must be a StepSettings, got {settings!r}; "
+                        f"or give its fields as keywords: train_step(..., latent_dim=100)")
+    return replace(settings, **fields) if fields else settings
+
+
+def _check_batches(G, D, real_batches, real_labels):
     if not real_batches:
         raise ValueError("train_step needs at least one real batch (k >= 1)")
     conditional = real_labels is not None
     if conditional != isinstance(G, Conditional) or conditional != isinstance(D, Conditional):
         raise ValueError("a conditional GAN (models built with num_classes) needs real_labels, "
                          "and real_labels need conditional models")
-    for i, x_real in enumerate(real_batches):          # (1) k times: update D
-        b = x_real.shape[0]
-        z = sample_z(backend, b, latent_dim, prior)
-        noise = None
-        if instance_noise > 0.0:                       # one draw for the real, one for the fake
-            noise = (_instance_noise(backend, instance_noise, tuple(x_real.shape)),
-                     _instance_noise(backend, instance_noise, tuple(x_real.shape)))
-        y_real = real_labels[i] if conditional else None
-        y_fake = None
-        if conditional:
-            y_fake = y_real if loss == "wgan-gp" else random_labels(backend, b, G.num_classes)
-        if loss == "gan":
-            stats = d_step(G, D, opt_d, x_real, z, real_label, y_real, y_fake, noise=noise)
-        else:
-            eps = backend.uniform(0.0, 1.0, (b, 1)) if loss == "wgan-gp" else None
-            stats = critic_step(G, D, opt_d, x_real, z, loss, eps, gp_weight, clip,
-                                y_real, y_fake)
-    batch = real_batches[-1].shape[0]
-    z = sample_z(backend, batch, latent_dim, prior)    # (2) once: update G
-    labels = random_labels(backend, batch, G.num_classes) if conditional else None
-    noise = _instance_noise(backend, instance_noise, tuple(real_batches[-1].shape))
-    stats.update(g_step(G, D, opt_g, z, g_loss if loss == "gan" else "wasserstein", labels,
-                        noise=noise))
-    return stats

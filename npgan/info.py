@@ -93,15 +93,16 @@ def _version(module_name):
 def _data_cache():
     """{"folder": the cache root, "set_by": NPGAN_DATA or the default, name: state}."""
     from npgan.classifier import classifier_path
-    from npgan.data import DEBIAN_FASHION_MNIST, _has_idx_files
+    from npgan.data import DEBIAN_FASHION_MNIST
     from npgan.download import cache_dir
+    from npgan.idx import has_idx_files
 
     root = cache_dir("mnist").parent
     set_by = "from NPGAN_DATA" if os.environ.get("NPGAN_DATA") else "the default; NPGAN_DATA is not set"
     info = {"folder": str(root), "set_by": set_by}
     for name in ("mnist", "fashion-mnist"):
-        info[name] = "cached" if _has_idx_files(cache_dir(name)) else "not cached"
-    if _has_idx_files(DEBIAN_FASHION_MNIST):
+        info[name] = "cached" if has_idx_files(cache_dir(name)) else "not cached"
+    if has_idx_files(DEBIAN_FASHION_MNIST):
         info["fashion-mnist"] += f"; Debian's copy in {DEBIAN_FASHION_MNIST}"
     info["mnist classifier"] = "cached" if classifier_path("mnist").is_file() else "not cached"
     return info

@@ -214,6 +214,8 @@ CRITIC_LOSSES = {
     "wgan-gp": (wasserstein_real, wasserstein_fake),
     "hinge": (hinge_real, hinge_fake),
 }
+# every --loss: the GAN's BCE (gan.d_step) and the critics (wgan.critic_step)
+LOSSES = ("gan", *CRITIC_LOSSES)
 
 
 def get_g_loss(name):

@@ -33,7 +33,7 @@ from npgan.backend import host as np
 from npgan.backend import to_numpy
 from npgan.classifier import load_or_train_classifier, logits_and_features, reseeded
 from npgan.data import load_dataset, to_device
-from npgan.gan import sample_z
+from npgan.noise import sample_z
 
 COVERED_FRACTION = 0.02  # a class counts as drawn if it holds at least 2% of the samples
 
@@ -233,7 +233,7 @@ def _summarize(probs, feats, ref, dataset) -> dict:
 def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
                        reference=None, latent_dim=None, batch_size=1000, prior="normal") -> dict:
     """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) (or
-    U(-1, 1) with prior='uniform', as G was trained: gan.sample_z) drawn with its own
+    U(-1, 1) with prior='uniform', as G was trained: noise.sample_z) drawn with its own
     `seed`: the same z at every call, so evaluations differ only because G did. G runs
     in eval mode and is put back in the mode it was in; latent_dim defaults to the
     input width of G's first layer. A conditional G is asked for every

@@ -11,7 +11,8 @@ import dataclasses
 from npgan.backend import get_backend, host
 from npgan.checkpoint import load_checkpoint
 from npgan.config import NUM_CLASSES, TrainConfig
-from npgan.gan import build_discriminator, build_generator, sample_z
+from npgan.gan import build_discriminator, build_generator
+from npgan.noise import sample_z
 
 
 def build_models(config: TrainConfig, be):

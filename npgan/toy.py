@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import replace
+
 from npgan.backend import Backend, astype, get_backend, to_numpy
 from npgan.backend import host as np
-from npgan.gan import (build_discriminator, build_generator, d_step, instance_noise_sigma,
-                       sample_z, train_step)
+from npgan.gan import StepSettings, build_discriminator, build_generator, d_update, train_step
 from npgan.losses import sigmoid
+from npgan.noise import instance_noise_sigma, sample_z
 from npgan.optim import Adam, RMSprop
-from npgan.wgan import LOSSES, critic_step
 
 SHAPES = ("ring", "grid")
 RADIUS = 2.0        # ring radius, in data units
@@ -141,50 +142,50 @@ def train_toy(shape="ring", steps=3000, seed=0, backend="numpy", batch_size=256,
     loss: 'gan', or a critic, 'wgan' | 'wgan-gp' | 'hinge' (npgan.wgan), with gp_weight
     and clip; optimizer: 'adam' (lr, betas) or 'rmsprop' (lr), for both G and D.
     The cures, as in npgan.config.TrainConfig: lr_d, lr_g (TTUR; None: lr),
-    instance_noise (sigma0 in GAN units, annealed by gan.instance_noise_sigma to 0 at
+    instance_noise (sigma0 in GAN units, annealed by noise.instance_noise_sigma to 0 at
     the last step), spectral_norm (every Linear of D), prior ('normal' or 'uniform' z,
     also for the fixed evaluation noise).
     """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
-    if instance_noise > 0.0 and loss != "gan":      # (train_step checks each step's sigma,
-        raise ValueError(f"instance noise is a cure for the GAN's D (loss 'gan'), not for "
-                         f"the {loss!r} critic; use one or the other")   # 0 at the last)
+    settings = StepSettings(latent_dim, loss=loss, g_loss=g_loss, prior=prior,   # checked
+                            instance_noise=instance_noise, gp_weight=gp_weight, clip=clip)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
     G = build_generator(be, latent_dim=latent_dim, hidden=(hidden, hidden), out_dim=2)
     D = build_discriminator(be, in_dim=2, hidden=(hidden, hidden), spectral_norm=spectral_norm)
-    lr_d = lr if lr_d is None else lr_d                              # TTUR: a rate each
-    lr_g = lr if lr_g is None else lr_g
-    if optimizer == "rmsprop":
-        opt_g, opt_d = RMSprop(G.parameters(), lr=lr_g), RMSprop(D.parameters(), lr=lr_d)
-    else:
-        opt_g = Adam(G.parameters(), lr=lr_g, betas=betas)
-        opt_d = Adam(D.parameters(), lr=lr_d, betas=betas)
-    keys = ("loss_d", "d_real", "d_fake") if loss == "gan" else ("loss_d", "wasserstein")
+    opt_g, opt_d = _optimizers(G, D, optimizer, lr, betas, lr_d, lr_g)
     mus = centers(shape)                                             # (K, 2), host
     z_eval = sample_z(be, eval_samples, latent_dim, prior)           # fixed noise, (N, Z)
     history = []
     for step in range(1, steps + 1):
         reals = [sample(shape, batch_size, be, std) / SCALE          # k x (B, 2), GAN units
                  for _ in range(d_steps)]
+        sigma = instance_noise_sigma(instance_noise, step - 1, steps)
+        this_step = replace(settings, instance_noise=sigma)
         if train_generator:
-            sigma = instance_noise_sigma(instance_noise, step - 1, steps)
-            stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss,
-                               instance_noise=sigma, prior=prior, loss=loss,
-                               gp_weight=gp_weight, clip=clip)
+            stats = train_step(G, D, opt_g, opt_d, reals, be, this_step)
         else:  # the control: the same D-updates, and no G-update at all
             for x_real in reals:
-                z = sample_z(be, batch_size, latent_dim, prior)
-                if loss == "gan":
-                    stats = d_step(G, D, opt_d, x_real, z)
-                else:
-                    eps = be.uniform(0.0, 1.0, (batch_size, 1)) if loss == "wgan-gp" else None
-                    stats = critic_step(G, D, opt_d, x_real, z, loss, eps, gp_weight, clip)
+                stats = d_update(G, D, opt_d, x_real, be, this_step)
         if step % eval_every == 0 or step == steps:
-            covered, counts, hq_share = mode_coverage(generate(G, z_eval, be), mus, std)
-            entry = {"step": step, "covered": covered, "counts": counts, "hq_share": hq_share}
-            entry.update({k: be.item(stats[k]) for k in keys})
-            history.append(entry)
+            history.append(_evaluate(G, z_eval, be, mus, std, step, stats))
             if callback is not None:
-                callback(entry, G, D, be)
+                callback(history[-1], G, D, be)
     return G, D, history
+
+
+def _optimizers(G, D, optimizer, lr, betas, lr_d, lr_g):
+    """(opt_g, opt_d): Adam(lr, betas) or RMSprop(lr); lr_d, lr_g: TTUR's own rates (None: lr)."""
+    lr_d = lr if lr_d is None else lr_d
+    lr_g = lr if lr_g is None else lr_g
+    if optimizer == "rmsprop":
+        return RMSprop(G.parameters(), lr=lr_g), RMSprop(D.parameters(), lr=lr_d)
+    return Adam(G.parameters(), lr=lr_g, betas=betas), Adam(D.parameters(), lr=lr_d, betas=betas)
+
+
+def _evaluate(G, z_eval, be, mus, std, step, stats):
+    """A history entry: mode_coverage of G's samples for the fixed noise (a host sync),
+    and the step's statistics (D(x) and D(G(z)) for a GAN, the critic's W estimate)."""
+    covered, counts, hq_share = mode_coverage(generate(G, z_eval, be), mus, std)
+    keys = ("loss_d", "wasserstein") if "wasserstein" in stats else ("loss_d", "d_real", "d_fake")
+    entry = {"step": step, "covered": covered, "counts": counts, "hq_share": hq_share}
+    entry.update({k: be.item(stats[k]) for k in keys})
+    return entry

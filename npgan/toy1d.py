@@ -336,7 +336,7 @@ def train_1d(p_data, steps=2000, seed=0, backend="numpy", batch_size=1024, hidde
             opt_g.hyper["lr"] = opt_d.hyper["lr"] = _cosine(lr, step - 1, steps)
         reals = [p_data.sample(batch_size, be) / SCALE                    # k x (B, 1), GAN units
                  for _ in range(d_steps)]
-        stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim, g_loss)
+        stats = train_step(G, D, opt_g, opt_d, reals, be, latent_dim=latent_dim, g_loss=g_loss)
         if step % eval_every == 0 or step == steps:
             evaluate(step, stats)
     return G, D, history

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from npgan.backend import concat, get_backend, host
@@ -24,11 +25,12 @@ from npgan.checkpoint import load_checkpoint, save_checkpoint
 # the settings of a run live in npgan.config, its models in npgan.models; their
 # public names are re-exported here, so `from npgan.train import TrainConfig` works
 from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODELS, NUM_CLASSES, OPTIMIZERS,
-                          RESUME_CHANGEABLE, ConfigError, TrainConfig, _saved_settings,
-                          resume_config)
+                          RESUME_CHANGEABLE, ConfigError, TrainConfig, resume_config,
+                          saved_settings)
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
-from npgan.gan import instance_noise_sigma, sample_z, train_step
+from npgan.gan import StepSettings, train_step
 from npgan.models import build_models, generate, load_generator
+from npgan.noise import instance_noise_sigma, sample_z
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
 
@@ -96,6 +98,10 @@ class _Run:
         # the classes go too, for a conditional GAN: (N,) int64, also once, checked
         # here because the device does not check them (xp.take wraps on CuPy)
         self.y = be.asarray(_checked_labels(labels, config)) if config.conditional else None
+        self.steps_per_epoch = images.shape[0] // config.batch_size // config.d_steps
+        self.total_steps = config.epochs * self.steps_per_epoch   # for annealing
+        self.settings = StepSettings.from_config(config)          # what every step does
+        self.sigma = 0.0                                          # the last step's noise
         self.G, self.D = build_models(config, be)
         lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
         self.opt_g = make_optimizer(config, self.G.parameters(), lr_g)
@@ -119,7 +125,7 @@ class _Run:
 
     def _resume(self, path):
         ck = load_checkpoint(path)
-        saved = _saved_settings(ck)
+        saved = saved_settings(ck)
         mine = self.config.to_dict()
         differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]]
         if differ:                                          # every difference, in one line
@@ -143,6 +149,36 @@ class _Run:
         self.step, self.epoch, self.batch = m["step"], m["epoch"], m["batch"]
         self.be.set_rng_state(m["rng"], self.step)
         self.samples = sorted((self.out / "samples").glob("epoch_*.png"))
+
+    def take_step(self, batches):
+        """One train_step on the next k batches of `batches` (x, or (x, y) pairs)."""
+        cfg = self.config
+        real = [next(batches) for _ in range(cfg.d_steps)]     # k (B, P) batches
+        real_labels = None
+        if cfg.conditional:                                     # k (x, y) pairs
+            real, real_labels = [x for x, _ in real], [y for _, y in real]
+        self.sigma = instance_noise_sigma(cfg.instance_noise, self.step, self.total_steps)
+        settings = replace(self.settings, instance_noise=self.sigma)
+        stats = train_step(self.G, self.D, self.opt_g, self.opt_d, real, self.be, settings,
+                           real_labels)
+        if self.ema is not None:
+            self.ema.update()                                   # after the G-update
+        self.step += 1
+        self.batch += cfg.d_steps
+        return stats
+
+    def stopping(self, flag) -> bool:
+        """Ctrl-C was pressed, or the run has taken its max_steps."""
+        max_steps = self.config.max_steps
+        return flag["stop"] or (max_steps is not None and self.step >= max_steps)
+
+    def save_checked(self, when):
+        """Checkpoint, if every weight is finite; else TrainingDiverged (`when` says when),
+        and the last good checkpoint stays."""
+        if not self.params_finite():
+            raise TrainingDiverged(f"a parameter became NaN or inf {when}; "
+                                   f"{self.checkpoint_path} was left intact")
+        self.save()
 
     def save(self):
         """Checkpoint now (mid-epoch too: the epoch's order and position go with it)."""
@@ -175,7 +211,7 @@ class _Run:
         log_file.flush()
         message = collapse_warning(result, previous)
         if message:
-            warnings.warn(f"epoch {self.epoch}: {message}", stacklevel=3)
+            warnings.warn(f"epoch {self.epoch}: {message}", stacklevel=4)   # train's caller
         return result
 
     def host_values(self, sigma) -> dict:
@@ -262,95 +298,103 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     from tqdm.auto import tqdm
 
     run = _Run(config, resume)
-    cfg, be = config, run.be
-    if be.name == "numpy":
-        from npgan.info import busy_machine_warning
-        advice = busy_machine_warning()
-        if advice:
-            warnings.warn(advice, stacklevel=2)
+    _warn_if_busy(run.be)
     log = log or (tqdm.write if progress else (lambda line: None))
-    n_batches = run.x.shape[0] // cfg.batch_size
-    steps_per_epoch = n_batches // cfg.d_steps
-    real_label = 1.0 - cfg.label_smoothing
-    total_steps = cfg.epochs * steps_per_epoch         # the run's length, for annealing
-    sigma = 0.0                                        # instance noise of the last step
     flag = {"stop": False}
     old_handler = _install_sigint(flag)
-    started, record, pending, evaluation = time.perf_counter(), None, [], None
-    mode = "a" if resume is not None else "w"
-    log(cfg.describe_loss())
+    started, record, evaluation = time.perf_counter(), None, None
+    log(config.describe_loss())
     try:
-        with open(run.out / "metrics.jsonl", mode) as log_file:
-            while run.epoch < cfg.epochs:
-                if run.order is None:
-                    run.order = be.permutation(run.x.shape[0])   # this epoch's shuffle
-                batches = iterate_batches(run.x, cfg.batch_size, be, order=run.order,
-                                          start=run.batch, labels=run.y)
-                bar = tqdm(total=steps_per_epoch, initial=run.batch // cfg.d_steps,
-                           desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=not progress,
-                           leave=False, unit="step")
-                while run.batch + cfg.d_steps <= steps_per_epoch * cfg.d_steps:
-                    real = [next(batches) for _ in range(cfg.d_steps)]     # k (B, P) batches
-                    real_labels = None
-                    if cfg.conditional:                                     # k (x, y) pairs
-                        real, real_labels = [x for x, _ in real], [y for _, y in real]
-                    sigma = instance_noise_sigma(cfg.instance_noise, run.step, total_steps)
-                    stats = train_step(run.G, run.D, run.opt_g, run.opt_d, real, be,
-                                       cfg.latent_dim, cfg.g_loss, real_label, real_labels,
-                                       instance_noise=sigma, prior=cfg.prior, loss=cfg.loss,
-                                       gp_weight=cfg.gp_weight, clip=cfg.clip)
-                    if run.ema is not None:
-                        run.ema.update()                              # after the G-update
-                    run.step += 1
-                    run.batch += cfg.d_steps
-                    pending.append(stats)
-                    bar.update(1)
-                    if on_step is not None:
-                        on_step(run)
-                    if run.step % cfg.log_every == 0:
-                        grads = _grad_norms({"G": run.G, "D": run.D}, be.xp) if cfg.log_grad_norms else {}
-                        record = run.flush(pending, grads, log_file, run.host_values(sigma))
-                        pending = []
-                        bar.set_postfix(**_postfix(record))
-                    if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
-                        break
-                bar.close()
-                if pending:
-                    record = run.flush(pending, {}, log_file, run.host_values(sigma))
-                    pending = []
-                if flag["stop"] or (cfg.max_steps is not None and run.step >= cfg.max_steps):
-                    if not run.params_finite():
-                        raise TrainingDiverged(f"a parameter became NaN or inf by step {run.step}; "
-                                               f"{run.checkpoint_path} was left intact")
-                    run.save()
-                    if flag["stop"]:
-                        raise TrainingInterrupted(
-                            f"interrupted at step {run.step}; checkpoint saved to "
-                            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path)
+        with open(run.out / "metrics.jsonl", "a" if resume is not None else "w") as log_file:
+            while run.epoch < config.epochs:
+                record = _train_epoch(run, log_file, flag, on_step, progress) or record
+                if run.stopping(flag):
+                    _stop(run, flag)
                     break
-                run.epoch += 1
-                run.batch, run.order = 0, None
-                run.sample_grid()
-                if not run.params_finite():
-                    raise TrainingDiverged(f"a parameter became NaN or inf in epoch {run.epoch}; "
-                                           f"{run.checkpoint_path} was left intact")
-                run.save()
-                if cfg.eval_every and run.epoch % cfg.eval_every == 0:
-                    evaluation = run.evaluate(log_file, evaluation)
-                    log(f"epoch {run.epoch}: Frechet {evaluation['frechet']:.2f} "
-                        f"(real floor {evaluation['frechet_floor']:.2f}), precision "
-                        f"{evaluation['precision']:.3f}, recall {evaluation['recall']:.3f}, classes "
-                        f"{evaluation['classes_covered']}/10, KL {evaluation['kl_uniform']:.3f}"
-                        + (f", label agreement {evaluation['label_agreement']:.3f}"
-                           if "label_agreement" in evaluation else ""))
+                evaluation = _end_epoch(run, log_file, evaluation, log)
                 if record is not None:
-                    log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  {summarize(record)}  "
-                        + (f"noise sigma {sigma:.4f}  " if cfg.instance_noise else "")
-                        + f"[{time.perf_counter() - started:.0f} s]")
+                    log(_epoch_line(run, record, time.perf_counter() - started))
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
     return _finish(run, record, time.perf_counter() - started, evaluation)
+
+
+def _warn_if_busy(be):
+    """On NumPy, warn when other processes keep the CPU busy (npgan.info)."""
+    if be.name == "numpy":
+        from npgan.info import busy_machine_warning
+        advice = busy_machine_warning()
+        if advice:
+            warnings.warn(advice, stacklevel=3)                 # train's caller
+
+
+def _train_epoch(run, log_file, flag, on_step, progress):
+    """The steps of the epoch in progress, from run.batch on, until its end or a stop;
+    their statistics go to log_file. Returns the last record logged (None: none was)."""
+    from tqdm.auto import tqdm
+
+    cfg, k = run.config, run.config.d_steps
+    if run.order is None:
+        run.order = run.be.permutation(run.x.shape[0])          # this epoch's shuffle
+    batches = iterate_batches(run.x, cfg.batch_size, run.be, order=run.order,
+                              start=run.batch, labels=run.y)
+    bar = tqdm(total=run.steps_per_epoch, initial=run.batch // k, unit="step", leave=False,
+               desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=not progress)
+    record, pending = None, []
+    while run.batch + k <= run.steps_per_epoch * k:
+        pending.append(run.take_step(batches))
+        bar.update(1)
+        if on_step is not None:
+            on_step(run)
+        if run.step % cfg.log_every == 0:
+            grads = _grad_norms({"G": run.G, "D": run.D}, run.be.xp) if cfg.log_grad_norms else {}
+            record = run.flush(pending, grads, log_file, run.host_values(run.sigma))
+            pending = []
+            bar.set_postfix(**_postfix(record))
+        if run.stopping(flag):
+            break
+    bar.close()
+    if pending:
+        record = run.flush(pending, {}, log_file, run.host_values(run.sigma))
+    return record
+
+
+def _stop(run, flag):
+    """A stop before the epoch's end: checkpoint; after a Ctrl-C, TrainingInterrupted."""
+    run.save_checked(f"by step {run.step}")
+    if flag["stop"]:
+        raise TrainingInterrupted(
+            f"interrupted at step {run.step}; checkpoint saved to "
+            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path)
+
+
+def _end_epoch(run, log_file, evaluation, log):
+    """An epoch is done: a sample grid, a checkpoint and, every eval_every epochs, the
+    sample-quality metrics. Returns the latest evaluation."""
+    run.epoch += 1
+    run.batch, run.order = 0, None
+    run.sample_grid()
+    run.save_checked(f"in epoch {run.epoch}")
+    if run.config.eval_every and run.epoch % run.config.eval_every == 0:
+        evaluation = run.evaluate(log_file, evaluation)
+        log(_evaluation_line(run.epoch, evaluation))
+    return evaluation
+
+
+def _evaluation_line(epoch, e):
+    line = (f"epoch {epoch}: Frechet {e['frechet']:.2f} (real floor {e['frechet_floor']:.2f}), "
+            f"precision {e['precision']:.3f}, recall {e['recall']:.3f}, classes "
+            f"{e['classes_covered']}/10, KL {e['kl_uniform']:.3f}")
+    if "label_agreement" in e:
+        line += f", label agreement {e['label_agreement']:.3f}"
+    return line
+
+
+def _epoch_line(run, record, seconds):
+    noise = f"noise sigma {run.sigma:.4f}  " if run.config.instance_noise else ""
+    return (f"epoch {run.epoch}/{run.config.epochs}  step {run.step}  {summarize(record)}  "
+            f"{noise}[{seconds:.0f} s]")
 
 
 def _postfix(record):

@@ -11,29 +11,15 @@ npgan.gan.g_step with g_loss="wasserstein": the gradient still crosses D there.
 
 The penalty's gradient with respect to D's weights goes through D's *backward* pass:
 penalty_backward runs D.backward with create_graph=True, then D.double_backward
-(docs/wgan_gp.md derives it layer by layer).
+(docs/wgan_gp.md derives it layer by layer). Each loss's optimizer settings, from its
+paper, are npgan.config.LOSS_DEFAULTS.
 references: https://arxiv.org/abs/1701.07875, https://arxiv.org/abs/1704.00028
 """
 from __future__ import annotations
 
 from npgan.backend import get_array_module
-from npgan.gan import _forward, _mean
+from npgan.conditional import forward
 from npgan.losses import CRITIC_LOSSES, gradient_norms, gradient_penalty
-
-# The papers' settings, by --loss; config.TrainConfig.for_loss and the command line use them.
-# hinge: SN-GAN's setting for its standard CNN (Miyato et al. 2018, Table 1, setting C):
-# Adam lr 2e-4, betas (0.5, 0.999), n_critic 5 -- without spectral normalization here.
-LOSS_DEFAULTS = {
-    "gan": dict(optimizer="adam", lr=2e-4, beta1=0.5, beta2=0.999, d_steps=1,
-                label_smoothing=0.1),
-    "wgan": dict(optimizer="rmsprop", lr=5e-5, beta1=0.5, beta2=0.999, d_steps=5,
-                 label_smoothing=0.0, clip=0.01),
-    "wgan-gp": dict(optimizer="adam", lr=1e-4, beta1=0.0, beta2=0.9, d_steps=5,
-                    label_smoothing=0.0, gp_weight=10.0),
-    "hinge": dict(optimizer="adam", lr=2e-4, beta1=0.5, beta2=0.999, d_steps=5,
-                  label_smoothing=0.0),
-}
-LOSSES = tuple(LOSS_DEFAULTS)
 
 
 def interpolate(x_real, x_fake, eps):
@@ -50,7 +36,7 @@ def penalty_backward(D, x_hat, weight=10.0, labels=None):
     so one backward of sum_b D(x_hat_b) gives every per-sample input gradient at once.
     """
     xp = get_array_module(x_hat)
-    logits = _forward(D, x_hat, labels)                       # (B, P) -> (B, 1)
+    logits = forward(D, x_hat, labels)                        # (B, P) -> (B, 1)
     # first pass: dx = grad_x sum_b D(x_hat_b); param_grads=False because this
     # gradient is not a loss we minimize, it is the *input* of the penalty
     dx = D.backward(xp.ones_like(logits), param_grads=False, create_graph=True)   # (B, P)
@@ -84,23 +70,24 @@ def critic_step(G, D, opt_d, x_real, z, loss="wgan-gp", eps=None, gp_weight=10.0
     D.zero_grad()
     # (1a) real half: -mean D(x) (wgan), mean relu(1 - D(x)) (hinge); backward at once,
     # before the next forward overwrites D's caches
-    logits_real = _forward(D, x_real, y_real)          # (B, P) -> (B, 1)
+    logits_real = forward(D, x_real, y_real)           # (B, P) -> (B, 1)
     loss_real, dlogits_real = real_half(logits_real)
     D.backward(dlogits_real, input_grad=False)         # D's grads += ...
     # (1b) fake half: +mean D(G(z)) (wgan), mean relu(1 + D(G(z))) (hinge); G frozen
-    x_fake = _forward(G, z, y_fake)                    # (B, Z) -> (B, P)
-    logits_fake = _forward(D, x_fake, y_fake)          # (B, P) -> (B, 1)
+    x_fake = forward(G, z, y_fake)                     # (B, Z) -> (B, P)
+    logits_fake = forward(D, x_fake, y_fake)           # (B, P) -> (B, 1)
     loss_fake, dlogits_fake = fake_half(logits_fake)
     D.backward(dlogits_fake, input_grad=False)         # D's grads += ...
+    xp = get_array_module(logits_real)
     stats = {"loss_d": loss_real + loss_fake,
              # the critic's estimate of the Wasserstein-1 distance, before the update
-             "wasserstein": _mean(logits_real) - _mean(logits_fake),
-             "critic_real": _mean(logits_real), "critic_fake": _mean(logits_fake)}
+             "wasserstein": xp.mean(logits_real) - xp.mean(logits_fake),
+             "critic_real": xp.mean(logits_real), "critic_fake": xp.mean(logits_fake)}
     if loss == "wgan-gp":
         # (1c) the penalty, on points between the real and the fake samples
         x_hat = interpolate(x_real, x_fake, eps)        # (B, P)
         penalty, norms = penalty_backward(D, x_hat, gp_weight, y_real)   # D's grads += ...
-        stats.update(loss_d=stats["loss_d"] + penalty, gp=penalty, grad_norm=_mean(norms))
+        stats.update(loss_d=stats["loss_d"] + penalty, gp=penalty, grad_norm=xp.mean(norms))
     opt_d.step()                                       # only D moves
     if loss == "wgan":
         clip_parameters(D, clip)                       # D back into the box [-c, c]

@@ -188,11 +188,11 @@ def test_train_step_refuses_to_mix_conditional_and_plain():
     opts = Adam(G.parameters()), Adam(D.parameters())
     x = be.uniform(-1, 1, (4, P))
     with pytest.raises(ValueError, match="needs real_labels"):
-        train_step(G, D, *opts, [x], be, Z)
+        train_step(G, D, *opts, [x], be, latent_dim=Z)
     plain_G, plain_D = build_generator(be, Z, (4,), P), build_discriminator(be, P, (4,))
     with pytest.raises(ValueError, match="needs real_labels"):
         train_step(plain_G, plain_D, Adam(plain_G.parameters()), Adam(plain_D.parameters()),
-                   [x], be, Z, real_labels=[labels_on(be, [0, 1, 2, 3])])
+                   [x], be, latent_dim=Z, real_labels=[labels_on(be, [0, 1, 2, 3])])
 
 
 def test_conditional_dcgan_step_runs_on_a_device_that_refuses_numpy():
@@ -203,7 +203,7 @@ def test_conditional_dcgan_step_runs_on_a_device_that_refuses_numpy():
     D = build_dcgan_discriminator(be, base_channels=2, image_size=8, num_classes=C)
     x = be.uniform(-1, 1, (4, 64))
     before = be.host_transfers
-    stats = train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), [x], be, Z,
-                       real_labels=[labels_on(be, [0, 1, 2, 3])])
+    stats = train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), [x], be,
+                       latent_dim=Z, real_labels=[labels_on(be, [0, 1, 2, 3])])
     assert be.host_transfers == before
     assert np.isfinite(be.item(stats["loss_g"]))

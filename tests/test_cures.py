@@ -11,7 +11,7 @@ from npgan import (SpectralNorm, build_discriminator, build_generator, d_loss, d
                    get_g_loss, numerical_grad)
 from npgan.backend import get_backend
 from npgan.config import ConfigError, TrainConfig, resume_config
-from npgan.gan import instance_noise_sigma, sample_z
+from npgan.noise import instance_noise_sigma, sample_z
 from npgan.gradcheck import assert_gradients_ok, compare
 from npgan.models import build_models, generate, load_generator
 from npgan.train import train
@@ -216,7 +216,7 @@ def test_training_draws_z_from_the_prior(monkeypatch):
     monkeypatch.setattr(G, "forward", lambda z: seen.append(z.copy()) or forward(z))
     from npgan import Adam, train_step
     train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), [be.uniform(-1, 1, (64, 784))] * 2,
-               be, 8, prior="uniform")
+               be, latent_dim=8, prior="uniform")
     assert len(seen) == 3
     z = np.concatenate(seen)
     assert np.abs(z).max() <= 1.0 and abs(z.std() - 1 / np.sqrt(3)) < 0.03

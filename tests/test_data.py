@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from npgan import data
 from npgan.backend import get_backend, to_numpy
-from npgan.data import (IDX_IMAGES, IDX_LABELS, DataError, iterate_batches, load_dataset,
-                        load_idx_folder, parse_idx, read_idx, to_device)
+from npgan.data import DataError, iterate_batches, load_dataset, to_device
+from npgan.idx import IDX_IMAGES, IDX_LABELS, load_idx_folder, parse_idx, read_idx
 from tests.backends import ALL_SPECS, make_backend
 
 NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",

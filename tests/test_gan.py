@@ -1,9 +1,12 @@
 """The GAN step: gradients through D into G, frozen means frozen, determinism, parity."""
+import dataclasses
+
 import numpy as np
 import pytest
 
-from npgan import (Adam, build_discriminator, build_generator, d_loss, d_step, g_step,
-                   get_backend, get_g_loss, numerical_grad, train_step)
+from npgan import (Adam, StepSettings, build_discriminator, build_generator, d_loss, d_step,
+                   g_step, get_backend, get_g_loss, numerical_grad, train_step)
+from npgan.config import TrainConfig
 from npgan.gradcheck import assert_gradients_ok, compare, directional_check
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, copy_params, host, make_backend
 
@@ -129,6 +132,45 @@ def test_train_step_does_k_d_updates_then_one_g_update(k):
                           "d_fake_g", "dx_fake_norm"}
     with pytest.raises(ValueError, match="at least one real batch"):
         train_step(G, D, opt_g, opt_d, [], be, latent_dim=Z)
+
+
+def test_train_step_takes_one_settings_object_or_its_fields_as_keywords():
+    """A StepSettings and the same fields as keywords give bit-identical steps; a bad
+    settings argument (the old positional latent_dim) says what to give instead."""
+    runs = []
+    for call in ({"settings": StepSettings(Z, g_loss="minimax", real_label=0.9)},
+                 {"latent_dim": Z, "g_loss": "minimax", "real_label": 0.9},
+                 {"settings": StepSettings(Z), "g_loss": "minimax", "real_label": 0.9}):
+        be = get_backend("numpy", seed=21)
+        G, D = tiny_gan(be)
+        stats = train_step(G, D, adam(G), adam(D), [be.uniform(-1, 1, (8, P))] * 2, be, **call)
+        runs.append(snapshot(G) + snapshot(D) + [host(v) for v in stats.values()])
+    for other in runs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0], other))
+    default = StepSettings(Z)                              # the control: another setting differs
+    be = get_backend("numpy", seed=21)
+    G, D = tiny_gan(be)
+    train_step(G, D, adam(G), adam(D), [be.uniform(-1, 1, (8, P))] * 2, be, default)
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0], snapshot(G) + snapshot(D)))
+    with pytest.raises(TypeError, match="must be a StepSettings, got 3; or give its fields"):
+        train_step(G, D, adam(G), adam(D), [be.uniform(-1, 1, (8, P))], be, Z)
+    with pytest.raises(ValueError, match="unknown loss 'wgangp'"):
+        StepSettings(Z, loss="wgangp")
+
+
+def test_step_settings_from_a_config_set_every_field():
+    """from_config fills every field from the TrainConfig: across a GAN config and a
+    critic's, each field takes a value other than its default. A new field that
+    from_config forgets fails here."""
+    gan = TrainConfig(latent_dim=7, g_loss="minimax", label_smoothing=0.2, prior="uniform",
+                      instance_noise=0.3, gp_weight=5.0, clip=0.02)
+    critic = TrainConfig.for_loss("wgan-gp")
+    made = [StepSettings.from_config(c) for c in (gan, critic)]
+    assert made[0] == StepSettings(7, "gan", "minimax", 0.8, "uniform", 0.3, 5.0, 0.02)
+    assert made[1].loss == "wgan-gp" and made[1].real_label == 1.0
+    for f in dataclasses.fields(StepSettings):
+        default = getattr(StepSettings(100), f.name)
+        assert any(getattr(m, f.name) != default for m in made), f.name
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
