@@ -89,7 +89,9 @@ def test_mlp_d_r1_gradients(spec, data):
     x = be.asarray(data.draw(arrays(np.float64, (data.draw(st.integers(2, 5)), n_in),
                                     elements=values)))
     assume(off_the_kinks(D, x))
-    check_r1_gradients(D, x, data.draw(st.floats(0.5, 20.0)), rtol=1e-4 if mbstd else 1e-5)
+    slow = spec[0] == "array-api-strict"             # there: one random direction per weight
+    check_r1_gradients(D, x, data.draw(st.floats(0.5, 20.0)), rtol=1e-4 if mbstd else 1e-5,
+                       be=be if slow else None)
     if not mbstd:
         assert all(not np.any(host(p.grad)) for name, p in D.named_parameters()
                    if name.endswith("b"))
