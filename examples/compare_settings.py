@@ -9,8 +9,10 @@ Every run keeps an EMA of G alongside, so a raw-vs-EMA pair of settings shares i
 runs. Each (changes, seed) run trains once, then npgan.metrics scores it with the
 reference CNN at --n samples: Frechet distance, precision, recall, classes, KL.
 npgan.experiments pairs the runs by seed and prints the verdict of each setting
-against the study's baseline (its first setting): better only when it wins on the
-median AND on at least 4 of 5 seed pairs.
+against the study's baseline (its first setting), decided by the Frechet distance
+alone: better only when it wins so many seed pairs that chance would do it at most 5%
+of the time (all 5 of 5) by a median gain of at least 5%; with fewer than 5 seeds the
+verdict is "undecided: too few seeds". Precision and recall are reported beside it.
 
 Runs are cached in OUT/runs/<changes>-seed<S>/ (a done.json marks a finished run, an
 eval_*.json a finished evaluation), so a stopped comparison continues where it was,
@@ -98,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--report-only", action="store_true",
                    help="train and evaluate nothing; print the table of what OUT holds")
     p.add_argument("--max-steps", type=int, default=None, help="cut every run short (smoke tests)")
+    p.add_argument("--correction", choices=["none", "bonferroni"], default="none",
+                   help="bonferroni: share the 5%% chance of a false 'better' among the "
+                        "candidates (needs more seeds; npgan.experiments)")
     return p.parse_args(argv)
 
 
@@ -217,7 +222,7 @@ def main(argv=None):
              f"(precision and recall on {first['n_pr']}); floors (real held-out images): "
              f"Frechet {first['frechet_floor']:.2f}, precision {first['precision_floor']:.3f}, "
              f"recall {first['recall_floor']:.3f}")
-    table = format_comparison(rows_by_setting, baseline, title)
+    table = format_comparison(rows_by_setting, baseline, title, args.correction)
     # grids: every seed of each setting in a row, and the median seed of every setting
     medians = []
     for name, setting_rows in rows_by_setting.items():

@@ -1,23 +1,30 @@
-"""Comparing GAN settings over seeds, and deciding like a careful experimenter.
+"""Comparing GAN settings over seeds, and deciding so that chance is rarely called a result.
 
 GAN results swing between seeds: the same setting can span 2x in Frechet distance.
 So one run per setting proves nothing, and neither does a better mean. We train every
-setting with the same seeds, pair the runs by seed, and call a setting better than the
-baseline on a metric only when
+setting with the same seeds, pair the runs by seed, and decide by one rule, fixed before
+any study is run:
 
-    it wins on the median over seeds,  AND  it wins at least 4 of 5 seed-paired comparisons
+  * one metric decides, the Frechet distance (PRIMARY), which mixes realism and coverage.
+    Precision and recall (SECONDARY) are reported beside it and never decide: a rule that
+    calls a setting better when any of three metrics says so is fooled about three
+    times as often as one metric alone;
+  * "better" needs so many won seed pairs that a fair coin would win as many with
+    probability <= 5% (a one-sided exact sign test, ties dropped): 5 of 5 pairs
+    (1/32 = 3.1%), 6 of 6, 7 of 7, 7 of 8, 9 of 10. "4 of 5" happens by chance 3 times
+    in 16;
+  * and a median paired gain of at least 5% of the baseline (MIN_EFFECT): a small but
+    steady gain does not earn a change of default.
+"Worse" is the mirror image; anything else is "no clear difference". With fewer than
+min_seeds() = 5 seed pairs no outcome can reach 5% (4 of 4 is 1/16), so the verdict is
+"undecided: too few seeds" instead. When the two settings do not differ, "better" comes
+out at most 5% of the time, and so does "worse" (tests/test_experiments.py simulates
+both). Each candidate is one such test: with k candidates against one baseline, a
+study calls *some* candidate better by chance up to k times as often, unless
+correction="bonferroni" divides the 5% among them (which needs more seeds: 8 for k = 7).
 
-(in general at least ceil(0.8 n) of n pairs; a tie is no win). "Worse" is the mirror
-image. Anything else is "no clear difference": the honest verdict when the spread
-between seeds is larger than the effect.
-
-Three metrics decide (npgan.metrics): the Frechet distance (lower is better), precision
-(realism) and recall (coverage), higher is better. Frechet mixes realism and coverage in
-one number, so a setting is "better" overall when it is better on at least one of the
-three and worse on none; "worse" in the mirror case; "mixed" when it is better on one
-and worse on another.
-
-    >>> paired_verdict({0: 30.0, 1: 25.0}, {0: 20.0, 1: 21.0}, higher_is_better=False).result
+    >>> base, cand = {s: 50.0 + s for s in range(5)}, {s: 40.0 + s for s in range(5)}
+    >>> paired_verdict(base, cand, higher_is_better=False).result
     'better'
 """
 from __future__ import annotations
@@ -26,31 +33,46 @@ import math
 import statistics
 from dataclasses import dataclass
 
-# metric -> True when higher is better; these three decide the overall verdict
-DECIDING = {"frechet": False, "precision": True, "recall": True}
+PRIMARY = "frechet"                     # the one metric that decides, declared up front
+SECONDARY = ("precision", "recall")     # reported with their pairs won:lost, never deciding
+HIGHER_IS_BETTER = {"frechet": False, "precision": True, "recall": True,
+                    "classes_covered": True, "kl_uniform": False}
 # what the tables report (median [min, max] over seeds), in order. Not the wall time:
 # on a shared machine it measures the load, and a resumed run times only its last part.
 REPORTED = ("frechet", "precision", "recall", "classes_covered", "kl_uniform")
-WIN_SHARE = 0.8      # 4 of 5 seed pairs
+ALPHA = 0.05         # the chance of "better" (or "worse") when nothing differs, at most
+MIN_EFFECT = 0.05    # the median paired gain "better" needs, as a share of the baseline
 
 
 @dataclass
 class Verdict:
     """One metric's comparison of a candidate setting with the baseline."""
-    result: str            # "better" | "worse" | "no clear difference"
+    result: str            # "better" | "worse" | "no clear difference" | "too few seeds"
     wins: int              # seed pairs where the candidate is better
-    losses: int            # seed pairs where it is worse
+    losses: int            # seed pairs where it is worse (the others are ties)
     pairs: int             # seeds both settings have
+    p_value: float         # the sign test's p, in the direction the pairs lean
+    effect: float          # median paired gain / |baseline|; > 0: the candidate is better
     median_baseline: float
     median_candidate: float
 
     def __str__(self):
-        return f"{self.result} ({self.wins}/{self.pairs} pairs won, {self.losses} lost)"
+        return (f"{self.result} ({self.wins}:{self.losses} of {self.pairs} pairs, "
+                f"p = {self.p_value:.3f}, median gain {self.effect:+.0%})")
 
 
-def min_wins(pairs: int) -> int:
-    """Pairs a setting must win to count as better: ceil(0.8 n), 4 of 5."""
-    return math.ceil(WIN_SHARE * pairs - 1e-9)
+def sign_test(wins: int, losses: int) -> float:
+    """One-sided exact sign test: P(a fair coin tossed n = wins + losses times shows at
+    least `wins` heads) = sum_{k >= wins} C(n, k) / 2^n. Ties are not tosses. 1.0 if n = 0.
+    reference: https://en.wikipedia.org/wiki/Sign_test"""
+    n = wins + losses
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
+
+
+def min_seeds(alpha: float = ALPHA) -> int:
+    """The fewest seed pairs with which a verdict is possible at all: 0.5^n <= alpha
+    (5 for 0.05: n wins of n pairs have probability 1/2^n)."""
+    return max(1, math.ceil(math.log2(1.0 / alpha) - 1e-9))
 
 
 def median_range(values) -> tuple[float, float, float]:
@@ -61,60 +83,71 @@ def median_range(values) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
-def paired_verdict(baseline: dict, candidate: dict, higher_is_better: bool) -> Verdict:
+def paired_verdict(baseline: dict, candidate: dict, higher_is_better: bool,
+                   alpha: float = ALPHA, min_effect: float = MIN_EFFECT) -> Verdict:
     """baseline, candidate: {seed: value} of one metric. Pairs the runs by seed.
 
-    better: the candidate's median is better AND it wins >= min_wins(n) of the n pairs;
-    worse: the same the other way round; else "no clear difference".
+    better: sign_test(wins, losses) <= alpha AND median gain >= min_effect;
+    worse: the same the other way round; "too few seeds" with fewer than
+    min_seeds(alpha) pairs; else "no clear difference". The gain of a pair is
+    (candidate - baseline) / |baseline|, signed so that > 0 is better.
     """
     seeds = sorted(set(baseline) & set(candidate))
     if not seeds:
         raise ValueError("the baseline and the candidate share no seed: nothing to pair")
     sign = 1.0 if higher_is_better else -1.0
-    gains = [sign * (candidate[s] - baseline[s]) for s in seeds]     # > 0: candidate better
+    gains = [sign * (candidate[s] - baseline[s]) / (abs(baseline[s]) or 1.0) for s in seeds]
     wins, losses = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
-    med_b = statistics.median(baseline[s] for s in seeds)
-    med_c = statistics.median(candidate[s] for s in seeds)
-    need = min_wins(len(seeds))
-    if sign * (med_c - med_b) > 0 and wins >= need:
+    effect = statistics.median(gains) + 0.0                 # + 0.0: no -0% in the tables
+    p_better, p_worse = sign_test(wins, losses), sign_test(losses, wins)
+    if len(seeds) < min_seeds(alpha):
+        result = "too few seeds"
+    elif p_better <= alpha and effect >= min_effect:
         result = "better"
-    elif sign * (med_c - med_b) < 0 and losses >= need:
+    elif p_worse <= alpha and effect <= -min_effect:
         result = "worse"
     else:
         result = "no clear difference"
-    return Verdict(result, wins, losses, len(seeds), med_b, med_c)
+    return Verdict(result, wins, losses, len(seeds), p_better if wins >= losses else p_worse,
+                   effect, statistics.median(baseline[s] for s in seeds),
+                   statistics.median(candidate[s] for s in seeds))
 
 
-def overall_verdict(verdicts: dict) -> str:
-    """Combine the DECIDING metrics' verdicts ({metric: Verdict}) into one word."""
-    results = [v.result for v in verdicts.values()]
-    better, worse = "better" in results, "worse" in results
-    if better and worse:
-        return "mixed"
-    if better:
-        return "better"
-    if worse:
-        return "worse"
-    return "no clear difference"
+def overall_verdict(primary: Verdict, alpha: float = ALPHA) -> str:
+    """The setting's verdict: the primary metric's, or why there is none."""
+    if primary.result == "too few seeds":
+        return (f"undecided: too few seeds (the rule needs at least {min_seeds(alpha)} "
+                f"paired seeds, has {primary.pairs})")
+    return primary.result
 
 
-def compare_to_baseline(rows_by_setting: dict, baseline: str) -> dict:
+def compare_to_baseline(rows_by_setting: dict, baseline: str, primary: str = PRIMARY,
+                        alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
+                        correction: str = "none") -> dict:
     """rows_by_setting: {setting: [result dicts with 'seed' and the metrics]}.
 
-    Returns {setting: {"verdicts": {metric: Verdict}, "overall": str}} for every
-    setting but the baseline.
+    Returns {setting: {"verdicts": {metric: Verdict}, "overall": str, "alpha": float}}
+    for every setting but the baseline; the primary metric decides "overall", the
+    SECONDARY ones are there to be read. correction="bonferroni": each of the k candidates
+    is tested at alpha / k, so that the study as a whole calls one of them better by
+    chance at most alpha of the time.
     """
     if baseline not in rows_by_setting:
         raise ValueError(f"baseline {baseline!r} has no results")
+    if correction not in ("none", "bonferroni"):
+        raise ValueError(f"correction must be 'none' or 'bonferroni', got {correction!r}")
+    candidates = [name for name in rows_by_setting if name != baseline]
+    each = alpha / len(candidates) if correction == "bonferroni" and candidates else alpha
     base = rows_by_setting[baseline]
     out = {}
-    for name, rows in rows_by_setting.items():
-        if name == baseline:
-            continue
+    for name in candidates:
+        rows = rows_by_setting[name]
         verdicts = {m: paired_verdict({r["seed"]: r[m] for r in base},
-                                      {r["seed"]: r[m] for r in rows}, higher)
-                    for m, higher in DECIDING.items()}
-        out[name] = {"verdicts": verdicts, "overall": overall_verdict(verdicts)}
+                                      {r["seed"]: r[m] for r in rows},
+                                      HIGHER_IS_BETTER[m], each, min_effect)
+                    for m in (primary, *[m for m in SECONDARY if m != primary])}
+        out[name] = {"verdicts": verdicts, "overall": overall_verdict(verdicts[primary], each),
+                     "alpha": each}
     return out
 
 
@@ -144,10 +177,13 @@ def _fmt(value, metric):
     return f"{value:.1f}" if metric == "frechet" else f"{value:.0f}"
 
 
-def format_comparison(rows_by_setting: dict, baseline: str, title: str = "") -> str:
+def format_comparison(rows_by_setting: dict, baseline: str, title: str = "",
+                      correction: str = "none") -> str:
     """A markdown table: per setting, median [min, max] of REPORTED over seeds, the
-    seeds, and the verdict against the baseline (per deciding metric and overall)."""
-    verdicts = compare_to_baseline(rows_by_setting, baseline) if len(rows_by_setting) > 1 else {}
+    seeds, and the verdict against the baseline (decided by PRIMARY; the SECONDARY
+    metrics' seed pairs won:lost beside it)."""
+    verdicts = compare_to_baseline(rows_by_setting, baseline, correction=correction) \
+        if len(rows_by_setting) > 1 else {}
     names = {"frechet": "Frechet", "precision": "precision", "recall": "recall",
              "classes_covered": "classes", "kl_uniform": "KL", "seconds": "seconds"}
     lines = [title, ""] if title else []
@@ -161,15 +197,25 @@ def format_comparison(rows_by_setting: dict, baseline: str, title: str = "") -> 
         if name == baseline:
             verdict = "baseline"
         else:
-            v = verdicts[name]
-            per = ", ".join(f"{names[m]} {x.result.replace('no clear difference', '=')} "
-                            f"{x.wins}:{x.losses}" for m, x in v["verdicts"].items())
-            verdict = f"**{v['overall']}** ({per})"
+            v = verdicts[name]["verdicts"]
+            first = v[PRIMARY]
+            rest = ", ".join(f"{names[m]} {x.wins}:{x.losses}" for m, x in v.items()
+                             if m != PRIMARY)
+            verdict = (f"**{verdicts[name]['overall']}** ({names[PRIMARY]} {first.wins}:"
+                       f"{first.losses}, p = {first.p_value:.3f}, median gain "
+                       f"{first.effect:+.0%}; {rest})")
         lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + f" | {verdict} |")
-    n = len(rows_by_setting[baseline])
-    lines += ["", f"Median [min, max] over seeds. Verdict against '{baseline}': better (or "
-                  f"worse) on a metric = a better (worse) median and at least "
-                  f"{min_wins(n)} of {n} seed pairs won (lost); 'n:m' = pairs won:lost; "
-                  f"'=' = no clear difference. Overall: better on one of Frechet, "
-                  f"precision, recall and worse on none."]
+    alpha = next(iter(verdicts.values()))["alpha"] if verdicts else ALPHA
+    lines += ["", f"Median [min, max] over seeds. Verdict against '{baseline}', decided by "
+                  f"the {names[PRIMARY]} distance alone: better (worse) = it wins (loses) "
+                  f"so many seed pairs that a coin would with probability p <= {alpha:.3g} "
+                  f"(exact sign test, ties dropped; with 5 seeds: all 5) and its median "
+                  f"gain is at least {MIN_EFFECT:.0%} of the baseline; at least "
+                  f"{min_seeds(alpha)} paired seeds are needed for any verdict. "
+                  f"'n:m' = seed pairs won:lost; "
+                  f"{' and '.join(names[m] for m in SECONDARY)} are shown, never deciding."]
+    if len(verdicts) > 1 and correction == "none":
+        lines[-1] += (f" Each of the {len(verdicts)} candidates is its own test: with no "
+                      f"real difference anywhere, one of them would be called better up to "
+                      f"{min(1.0, len(verdicts) * alpha):.0%} of the time.")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from npgan.backend import get_array_module
 from npgan.conditional import forward
 from npgan.losses import CRITIC_LOSSES, gradient_norms, gradient_penalty
+from npgan.mbstd import backward_through_forward
 
 
 def interpolate(x_real, x_fake, eps):
@@ -43,6 +44,8 @@ def penalty_backward(D, x_hat, weight=10.0, labels=None):
     penalty, g_dx = gradient_penalty(dx, weight)              # P and dP/d(dx), (B, P)
     # second pass: back through the first one, into D's weights (D's grads += dP/dtheta)
     D.double_backward(g_dx)
+    # third pass, only for MinibatchStd layers: through their input, the forward way
+    backward_through_forward(D, x_hat, labels)
     return penalty, gradient_norms(dx)
 
 
