@@ -26,6 +26,7 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 
 from npgan import get_backend
 from npgan.backend import host as np
+from npgan.threads import limit_threads
 from npgan.toy1d import (Mixture1D, decision, eval_grid, gaussian, generate, jsd, kde,
                          train_1d)
 
@@ -65,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=64, help="width of G's and D's hidden layers")
     parser.add_argument("--panels", type=int, default=5, help="frames in gan_1d.png (4 to 6)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS and npgan (default: npgan.threads.DEFAULT_THREADS)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     parser.add_argument("--fps", type=int, default=8, help="frames per second of the GIF")
     parser.add_argument("--out", default="runs/gan_1d", help="folder for the PNG and the GIF")
@@ -94,9 +97,10 @@ def main(argv=None):
               f"D(G(z)) {entry['d_fake']:.3f}", flush=True)
 
     t0 = time.perf_counter()
-    _, _, history = train_1d(p_data, steps=args.steps, seed=args.seed, backend=args.backend,
-                             batch_size=args.batch_size, hidden=args.hidden,
-                             d_steps=args.d_steps, eval_every=args.every, callback=snapshot)
+    with limit_threads(args.threads):          # this run only: see npgan/threads.py
+        _, _, history = train_1d(p_data, steps=args.steps, seed=args.seed, backend=args.backend,
+                                 batch_size=args.batch_size, hidden=args.hidden,
+                                 d_steps=args.d_steps, eval_every=args.every, callback=snapshot)
     seconds = time.perf_counter() - t0
     # the KDE's own floor: the same estimate from as many real samples as G's
     plot_be = get_backend("numpy", seed=args.seed + 1)

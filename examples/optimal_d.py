@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # headless: we only write files
 import matplotlib.pyplot as plt
 
 from npgan.backend import host as np
+from npgan.threads import limit_threads
 from npgan.toy1d import (Mixture1D, combined, decision, game_value, gaussian, grid, jsd,
                          optimal_d, train_d, value_at_optimum)
 
@@ -38,8 +39,9 @@ D_TARGET, V_TARGET, MASS = 0.02, 0.01, 0.98
 
 def measure(p_data, p_g, args, seed):
     """Train D for one pair; return the numbers and the curves to plot."""
-    D, be = train_d(p_data, p_g, steps=args.steps, seed=seed, backend=args.backend,
-                    batch_size=args.batch_size, hidden=args.hidden)
+    with limit_threads(args.threads):          # this run only: see npgan/threads.py
+        D, be = train_d(p_data, p_g, steps=args.steps, seed=seed, backend=args.backend,
+                        batch_size=args.batch_size, hidden=args.hidden)
     x = grid(p_data, p_g)                                            # host float64 grid
     p, q = p_data.pdf(x), p_g.pdf(x)
     lo, hi = combined(p_data, p_g).interval(MASS)
@@ -78,6 +80,8 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=len(PAIRS),
                         help=f"use the first N of the {len(PAIRS)} pairs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS and npgan (default: npgan.threads.DEFAULT_THREADS)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     parser.add_argument("--out", default="runs/optimal_d", help="folder for optimal_d.png")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from npgan import get_backend
+from npgan.threads import limit_threads
 from npgan.toy import STD, TOY_SETTINGS, centers, decision_surface, generate, sample, train_toy
 
 LIM = 3.0  # plot window [-LIM, LIM]^2, in data units
@@ -62,6 +63,8 @@ def main():
     parser.add_argument("--shape", choices=["ring", "grid"], default="ring")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS and npgan (default: npgan.threads.DEFAULT_THREADS)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     parser.add_argument("--out", default="runs/toy_2d", help="folder for the PNGs and the GIF")
     parser.add_argument("--every", type=int, default=100, help="steps between snapshots")
@@ -98,10 +101,11 @@ def main():
               f"high-quality {100 * entry['hq_share']:5.1f}%  {judge}", flush=True)
 
     t0 = time.perf_counter()
-    _, _, history = train_toy(args.shape, steps=args.steps, seed=args.seed, backend=be,
-                              std=args.std, latent_dim=args.latent_dim,
-                              eval_every=args.every, callback=snapshot,
-                              **TOY_SETTINGS[args.setting])
+    with limit_threads(args.threads):          # this run only: see npgan/threads.py
+        _, _, history = train_toy(args.shape, steps=args.steps, seed=args.seed, backend=be,
+                                  std=args.std, latent_dim=args.latent_dim,
+                                  eval_every=args.every, callback=snapshot,
+                                  **TOY_SETTINGS[args.setting])
     seconds = time.perf_counter() - t0
     last = history[-1]
     print(f"done in {seconds:.1f} s: {last['covered']}/{len(mus)} modes covered, "

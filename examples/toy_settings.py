@@ -15,12 +15,15 @@ import argparse
 import statistics
 import time
 
+from npgan.threads import limit_threads
 from npgan.toy import TOY_SETTINGS, centers, train_toy
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=["ring", "grid"], default="ring")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS and npgan (default: npgan.threads.DEFAULT_THREADS)")
     parser.add_argument("--steps", type=int, default=3000, help="G-updates per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--settings", "--losses", nargs="+", choices=list(TOY_SETTINGS),
@@ -34,8 +37,9 @@ def main():
         covered, sharp, seconds = [], [], []
         for seed in args.seeds:
             t0 = time.perf_counter()
-            _, _, history = train_toy(args.shape, steps=args.steps, seed=seed,
-                                      eval_every=args.steps, **settings)
+            with limit_threads(args.threads):  # this run only: see npgan/threads.py
+                _, _, history = train_toy(args.shape, steps=args.steps, seed=seed,
+                                          eval_every=args.steps, **settings)
             seconds.append(time.perf_counter() - t0)
             covered.append(history[-1]["covered"])
             sharp.append(100 * history[-1]["hq_share"])

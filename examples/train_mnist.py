@@ -32,6 +32,9 @@ def build_parser(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--backend", choices=[b for b in BACKENDS if b != "array-api-strict"],
                    default=DEFAULTS.backend)
+    p.add_argument("--threads", type=int, default=DEFAULTS.threads,
+                   help="threads for BLAS and npgan's loops (default: 1, fastest on a busy "
+                        "machine; more can change the last bits of the numbers)")
     p.add_argument("--dataset", default=DEFAULTS.dataset,
                    help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--data-dir", default=None, help="a folder with the four MNIST-format IDX files")

@@ -40,10 +40,10 @@ LOSS_DEFAULTS = {
 }
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 # what a resumed run may change: how long, where, how often it logs and evaluates, and
-# the device (the backend: CuPy re-seeds its generator). Every other setting (data,
+# the device (the backend: CuPy re-seeds its generator) and the threads. Every other setting (data,
 # architecture, losses, optimizer, batch, seed) belongs to the run and stays.
 RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
-                     "max_steps", "backend")
+                     "max_steps", "backend", "threads")
 
 
 class ConfigError(ValueError):
@@ -58,7 +58,8 @@ class TrainConfig:
     measured (README, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
     backend: str = "numpy"
     dtype: str = "float32"
-    dataset: str = "mnist"
+    threads: int | None = None        # BLAS and npgan threads; None: npgan.threads.DEFAULT_THREADS
+    dataset: str = "mnist-5k"         # the 4,500 bundled digits: 200 epochs in about 10 minutes
     data_dir: str | None = None
     model: str = "mlp"
     conditional: bool = False         # G(z, y) and D(x, y): a class-conditional GAN
@@ -133,6 +134,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, int) or self.threads < 1):
+            problems.append(f"threads must be a positive integer (or None: npgan's default), "
+                            f"got {self.threads!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             problems.append(f"lr must be > 0, got {self.lr!r}")
         for name in ("lr_d", "lr_g"):

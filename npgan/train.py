@@ -33,6 +33,7 @@ from npgan.models import build_models, generate, load_generator
 from npgan.noise import instance_noise_sigma, sample_z
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
+from npgan.threads import limit_threads
 
 
 class TrainingDiverged(RuntimeError):
@@ -294,7 +295,13 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
 
     resume: a checkpoint path to continue from. on_step(run): called after every step
     (tests and extensions). log(line): where per-epoch lines go (default: tqdm.write).
+    The run uses config.threads threads (npgan.threads), and only while it lasts.
     """
+    with limit_threads(config.threads):
+        return _train(config, resume, progress, on_step, log)
+
+
+def _train(config, resume, progress, on_step, log) -> dict:
     from tqdm.auto import tqdm
 
     run = _Run(config, resume)

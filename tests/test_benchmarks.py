@@ -64,10 +64,13 @@ def test_bench_conv_writes_the_dcgan_step_and_its_floor(tmp_path):
 
 
 def test_bench_threads_writes_a_row_per_setting(tmp_path):
-    result = run("benchmarks/bench_threads.py", "--seconds", "0.1", "--competitors", "0",
-                 "--out", str(tmp_path))
+    result = run("benchmarks/bench_threads.py", "--seconds", "0.05", "--busy", "0", "--rounds", "1",
+                 "--models", "mlp,toy", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "bench_threads.md").read_text()
-    assert table.startswith("CPU: ") and "| busy loops | BLAS threads | npgan threads |" in table
-    for blas, ours in [(1, 1), (2, 1), (2, 2), (1, 2)]:
-        assert f"| 0 | {blas} | {ours} | " in table
+    assert table.startswith("CPU: ") and "| model | busy jobs | threads | ms per step |" in table
+    for model in ("mlp", "toy"):
+        for threads in (1, 2):
+            assert f"| {model} | 0 | {threads} | " in table
+        assert sum(f"| {model} | 0 |" in line and "| best |" in line
+                   for line in table.splitlines()) == 1

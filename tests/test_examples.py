@@ -183,7 +183,7 @@ def test_the_offline_fallback_is_announced_by_its_message_alone(tmp_path):
     that Python's default warning format prints under it."""
     code = ("import runpy, sys; from npgan import download; "
             "download.MIRRORS['mnist'] = ('http://127.0.0.1:9/',); "
-            f"sys.argv = ['train_mnist.py', '--dry-run', '--out', {str(tmp_path / 'run')!r}]; "
+            f"sys.argv = ['train_mnist.py', '--dry-run', '--dataset', 'mnist', '--out', {str(tmp_path / 'run')!r}]; "
             "runpy.run_path('examples/train_mnist.py', run_name='__main__')")
     import os
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
