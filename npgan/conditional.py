@@ -17,9 +17,8 @@ reference: https://arxiv.org/abs/1411.1784
 """
 from __future__ import annotations
 
-from npgan.backend import astype, concat, get_array_module, to_numpy
+from npgan.backend import astype, concat, get_array_module, to_numpy, zeros
 from npgan.backend import host as np
-from npgan.conv import _zeros
 from npgan.layers import Sequential
 
 
@@ -81,11 +80,11 @@ class Conditional(Sequential):
         xp = get_array_module(g_dx)
         n, b, c = self._need_graph("graph_width"), g_dx.shape[0], self.num_classes
         if self.planes is None:                                    # (B, n) -> (B, n + C)
-            g_dxy = concat([g_dx, _zeros((b, c), like=g_dx)], axis=1)
+            g_dxy = concat([g_dx, zeros((b, c), like=g_dx)], axis=1)
         else:
             p = self.planes
             images = xp.reshape(g_dx, (b, n // p, p))                  # (B, ch, H*W)
-            g_dxy = xp.reshape(concat([images, _zeros((b, c, p), like=g_dx)], axis=1),
+            g_dxy = xp.reshape(concat([images, zeros((b, c, p), like=g_dx)], axis=1),
                                (b, -1))                                # (B, (ch+C) H W)
         return super().double_backward(g_dxy)
 

@@ -30,7 +30,7 @@ NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 c
 # the device (the backend: CuPy re-seeds its generator). Every other setting (data,
 # architecture, losses, optimizer, batch, seed) belongs to the run and stays.
 RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
-                     "max_steps", "backend")
+                     "max_steps", "backend", "reference")
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,8 @@ class TrainConfig:
     measured (README, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
     backend: str = "numpy"
     dtype: str = "float32"
+    reference: bool = False           # the textbook classes, not npgan.fast's twins: slower,
+                                      # the same numbers within 1e-6
     dataset: str = "mnist"
     data_dir: str | None = None
     model: str = "mlp"
