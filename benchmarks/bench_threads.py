@@ -7,7 +7,7 @@ threads) and 0, 1 and 2 competing single-thread busy loops (separate processes, 
 before and stopped after), a fresh process times npgan.gan.train_step of the default MNIST
 MLP (float32, NumPy) and reports steps per second: the median of per-step times over
 --seconds. BLAS threads are set with OPENBLAS_NUM_THREADS (and MKL_/OMP_ for other BLAS
-builds) before NumPy loads; npgan's with npgan.backend.set_num_threads. The load average
+builds) before NumPy loads; npgan's with npgan.fast.set_num_threads. The load average
 of the machine is printed with every row: on a shared machine "0 competing jobs" is not
 an idle machine. Writes the table to --out/bench_threads.md.
 """
@@ -31,7 +31,8 @@ import json, sys, time
 sys.path.insert(0, {here!r})
 import common
 from npgan import get_backend
-from npgan.backend import host as np, set_num_threads
+from npgan.backend import host as np
+from npgan.fast import set_num_threads
 set_num_threads({npgan_threads})
 be = get_backend("numpy", dtype="float32", seed=0)
 step = common.step_fn(be, "mnist", {batch})

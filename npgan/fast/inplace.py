@@ -32,12 +32,14 @@ def scratch(layer) -> dict:
 
 def buffer(buffers, name, shape, like):
     """buffers[name] if it has this shape and like's type, dtype and device, else new
-    zeros (kept in buffers for the next call). buffers=None: new zeros, nothing kept."""
+    zeros (kept in buffers for the next call). buffers=None: new zeros, nothing kept.
+    A new buffer of like's own shape is laid out like it in memory (zeros_like)."""
     buf = None if buffers is None else buffers.get(name)
     if (buf is None or type(buf) is not type(like) or tuple(buf.shape) != tuple(shape)
             or buf.dtype != like.dtype
             or getattr(buf, "device", None) != getattr(like, "device", None)):
-        buf = zeros(shape, like)
+        same = tuple(shape) == tuple(like.shape)
+        buf = get_array_module(like).zeros_like(like) if same else zeros(shape, like)
         if buffers is not None:
             buffers[name] = buf
     return buf
