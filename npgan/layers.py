@@ -202,7 +202,8 @@ class Linear(Layer):
         self.x = None
         self.dout = None                            # kept by backward(create_graph=True)
 
-    def forward(self, x):
+    def check_input(self, x):
+        """x must be (B, in) in the weights' dtype; else a clear error."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"Linear({self.in_features}, {self.out_features}) expects input of shape "
@@ -213,6 +214,9 @@ class Linear(Layer):
                 f"{self!r} holds {self.W.data.dtype} weights but got a {x.dtype} input; "
                 f"make inputs with the same backend (Backend.asarray casts them)"
             )
+
+    def forward(self, x):
+        self.check_input(x)
         self.x = x                                  # (B, in), needed for dW
         return x @ self.W.data.T + self.b.data      # (B, in) @ (in, out) + (out,) -> (B, out)
 

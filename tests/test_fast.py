@@ -9,8 +9,8 @@ many terms round in another order, so an element's own size is no fair scale.
 import numpy as np
 import pytest
 
-from npgan import (Adam, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear,
-                   Parameter, ReLU, RMSprop, Sequential)
+from npgan import (Adam, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU,
+                   Linear, Parameter, ReLU, RMSprop, Sequential)
 from npgan.fast import TWINS, accelerate
 from npgan.layers import Layer
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
@@ -34,11 +34,14 @@ def assert_same(got, want, dtype, exact, what):
 
 
 # name -> (make(backend), input shape, outputs that are bit-identical by construction)
-# FastLinear's dW is the reference's product; Conv2d's dx and
+# FastLinear's dW and LeakyReLU's mask are the reference's operations; Conv2d's dx and
 # ConvTranspose2d's y go through col2im, whose phase sums add in another order; BatchNorm
 # folds its factors; a column-major input makes FastLinear's dx another product.
 CASES = {
     "Linear": (lambda be: Linear(12, 7, be), (5, 12), {"y", "dx", "W", "b", "g_dout"}),
+    "LeakyReLU": (lambda be: LeakyReLU(0.2), (5, 9), {"y", "dx", "g_dout"}),
+    "LeakyReLU(-1.5)": (lambda be: LeakyReLU(-1.5), (5, 9), {"y", "dx", "g_dout"}),
+    "ReLU": (lambda be: ReLU(), (4, 3, 5), {"y", "dx", "g_dout"}),
     "Conv2d": (lambda be: Conv2d(3, 4, 4, 2, 1, backend=be), (5, 3, 8, 8),
                {"y", "W", "b", "g_dout"}),
     "Conv2d(s1)": (lambda be: Conv2d(2, 3, 3, 1, 0, backend=be), (3, 2, 6, 5),
@@ -73,7 +76,7 @@ def test_every_twin_has_a_case_here():
     layers = {ref for ref in TWINS if issubclass(ref, Layer)}
     covered = {type(make(make_backend(("numpy", None), "float64"))) for make, _, _ in CASES.values()}
     assert layers <= covered, layers - covered
-    assert len(DOUBLE) >= 3, DOUBLE
+    assert len(DOUBLE) >= 4, DOUBLE
 
 
 @pytest.mark.parametrize("spec", FLOAT64_SPECS)
@@ -201,7 +204,7 @@ def test_accelerate_walks_containers_and_keeps_the_objects():
     model = Sequential(inner, sn, MyLinear(4, 4, be), Tanh())
     params = [id(p) for p in model.parameters()]
     assert accelerate(model) is model
-    assert [type(layer).__name__ for layer in inner.layers] == ["FastLinear", "ReLU"]
+    assert [type(layer).__name__ for layer in inner.layers] == ["FastLinear", "FastReLU"]
     assert type(sn).__name__ == "SpectralNorm" and type(sn.layer).__name__ == "FastLinear"
     assert type(model.layers[2]) is MyLinear and type(model.layers[3]) is Tanh
     assert [id(p) for p in model.parameters()] == params

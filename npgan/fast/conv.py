@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from npgan import conv
 from npgan.backend import get_array_module, is_cupy, is_numpy, permute_dims
-from npgan.conv import Conv2d, ConvTranspose2d, add_bias, check_input, conv_out_size
+from npgan.conv import Conv2d, ConvTranspose2d, check_input, conv_out_size
 from npgan.fast.inplace import buffer, into, scratch
 
 
@@ -132,6 +132,14 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
     return permute_dims(x, (3, 0, 1, 2))                                # (B, C, H, W)
 
 
+def add_bias_in_place(y, b):
+    """y += b on every pixel: y is the fresh output of conv2d or col2im, which nothing
+    else holds, so we save a (B, out, OH, OW) array and a pass over it."""
+    xp = get_array_module(y)
+    y += xp.reshape(b, (1, b.shape[0], 1, 1))
+    return y
+
+
 def conv2d(x, W, s, p, buffers=None):
     """conv.conv2d with im2col's arrays kept in `buffers`: (y, cols)."""
     xp = get_array_module(x)
@@ -170,7 +178,7 @@ class FastConv2d(Conv2d):
         y, cols = conv2d(x, self.W.data, self.s, self.p, scratch(self))   # (B, out, OH, OW)
         # cols is a kept buffer: the next forward overwrites it, as it replaces the cache
         self.cols, self.x_shape = cols, tuple(x.shape)
-        return add_bias(y, self.b.data)
+        return add_bias_in_place(y, self.b.data)
 
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         xp = get_array_module(dout)
@@ -193,7 +201,7 @@ class FastConvTranspose2d(ConvTranspose2d):
         self.x = x
         y = conv2d_input_grad(x, self.W.data, self.output_shape(x), self.s, self.p,
                               scratch(self))
-        return add_bias(y, self.b.data)
+        return add_bias_in_place(y, self.b.data)
 
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         self._refuse_create_graph(create_graph)
