@@ -10,8 +10,6 @@ Training uses the twins in npgan/fast/optim.py: the same updates without tempora
 """
 from __future__ import annotations
 
-import math
-
 from npgan.backend import get_array_module
 
 

@@ -43,7 +43,7 @@ class Use(NamedTuple):
     kind: str            # "namespace" | "generator" | "array"
     path: tuple          # ("random", "default_rng"), ("permutation",), ("reshape",)
     keywords: tuple      # keyword names passed where the use is called
-    where: str           # "npgan/backend.py:123"
+    where: str           # "npgan/backend/core.py:123"
     guarded: bool        # inside `try:` with `except TypeError`: a keyword may be refused
 
     def __str__(self):
