@@ -367,14 +367,13 @@ class Sequential(Layer):
         without one raises NotImplementedError before any work is done."""
         if create_graph:
             require_double_backward(self)
-        graph = {"create_graph": True} if create_graph else {}
         # backward: go in the reverse order of the forward pass. Layer i's dx is needed
         # if the caller wants dx, or if a layer that computes lies below it.
         for i in range(len(self.layers) - 1, -1, -1):
             needed = input_grad or create_graph or \
                 not all(below.shape_only for below in self.layers[:i])
             dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed,
-                                           **graph)
+                                           create_graph=create_graph)
         return dout
 
     def double_backward(self, g_dx):

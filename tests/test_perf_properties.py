@@ -122,8 +122,9 @@ def test_g_update_leaves_D_grads_untouched_and_skips_unused_input_grads(monkeypa
     def spy(name, layer):
         original = layer.backward
 
-        def backward(dout, param_grads=True, input_grad=True):
-            dx = original(dout, param_grads=param_grads, input_grad=input_grad)
+        def backward(dout, param_grads=True, input_grad=True, create_graph=False):
+            dx = original(dout, param_grads=param_grads, input_grad=input_grad,
+                          create_graph=create_graph)
             calls.append((name, input_grad, dx is None))
             return dx
         monkeypatch.setattr(layer, "backward", backward)
