@@ -65,7 +65,7 @@ def build_parser(argv=None):
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
     p.add_argument("--reference", action="store_true",
-                   help="train on the textbook path: slower, same numbers within 1e-6")
+                   help="train on the textbook path: slower, same numbers within 1e-6 per step")
     p.add_argument("--out", default=DEFAULTS.out, help="output folder")
     p.add_argument("--log-every", type=int, default=DEFAULTS.log_every)
     p.add_argument("--log-grad-norms", action="store_true",
