@@ -69,8 +69,8 @@ def floor_cupy_path() -> str:
     with (.ci/run installs them there); skip without it, or fail under NPGAN_REQUIRE_CUPY=1."""
     path = os.environ.get("NPGAN_CUPY_FLOOR_PATH")
     if not path:
-        reason = (f"NPGAN_CUPY_FLOOR_PATH is not set: no folder with cupy-cuda12x=={cupy_floor()}.0 "
-                  f"to check against (.ci/run installs one)")
+        reason = (f"NPGAN_CUPY_FLOOR_PATH is not set: no folder with the oldest release of "
+                  f"cupy-cuda12x>={cupy_floor()} to check against (.ci/run installs one)")
         if os.environ.get("NPGAN_REQUIRE_CUPY") == "1":
             pytest.fail(f"NPGAN_REQUIRE_CUPY=1, but {reason}")
         pytest.skip(reason)
