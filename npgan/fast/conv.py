@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from npgan import conv
 from npgan.backend import get_array_module, is_cupy, is_numpy, permute_dims
-from npgan.conv import Conv2d, ConvTranspose2d, check_input, conv_out_size
+from npgan.conv import Conv2d, ConvTranspose2d, channel_rows, check_input, conv_out_size
+from npgan.conv import col2im as reference_col2im
+from npgan.conv import im2col as reference_im2col
 from npgan.fast.inplace import buffer, into, scratch
 
 
@@ -33,11 +34,11 @@ def strided(xp) -> bool:
 
 
 def im2col(x, k, s, p, buffers=None):
-    """conv.im2col, gathered through one strided view into buffers["cols"].
+    """npgan.conv.im2col, gathered through one strided view into buffers["cols"].
     The returned cols is that buffer: use it before the next call with the same dict."""
     xp = get_array_module(x)
     if not strided(xp):
-        return conv.im2col(x, k, s, p)
+        return reference_im2col(x, k, s, p)
     B, C, H, W = x.shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
     x_pad = buffer(buffers, "im2col_pad", (C, H + 2 * p, W + 2 * p, B), x)  # border: 0
@@ -93,7 +94,7 @@ def _phase_terms(k, s, p, n, size):
 
 
 def col2im(cols, x_shape, k, s, p, buffers=None):
-    """conv.col2im, phase by phase ("space-to-depth").
+    """npgan.conv.col2im, phase by phase ("space-to-depth").
 
     The pixels (h, w) with h = qh (mod s) and w = qw (mod s) are reached only by the
     kernel offsets of that phase (_phase_terms), so each of the s*s phases is summed on
@@ -105,7 +106,7 @@ def col2im(cols, x_shape, k, s, p, buffers=None):
     """
     xp = get_array_module(cols)
     if not strided(xp):
-        return conv.col2im(cols, x_shape, k, s, p)
+        return reference_col2im(cols, x_shape, k, s, p)
     B, C, H, W = x_shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
     cols = xp.reshape(cols, (C, k, k, OH, OW, B))
@@ -141,7 +142,7 @@ def add_bias_in_place(y, b):
 
 
 def conv2d(x, W, s, p, buffers=None):
-    """conv.conv2d with im2col's arrays kept in `buffers`: (y, cols)."""
+    """npgan.conv.conv2d with im2col's arrays kept in `buffers`: (y, cols)."""
     xp = get_array_module(x)
     (B, _, H, Wd), (out, _, k, _) = x.shape, W.shape
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(Wd, k, s, p)
@@ -152,19 +153,19 @@ def conv2d(x, W, s, p, buffers=None):
 
 
 def conv2d_input_grad(dy, W, x_shape, s, p, buffers=None):
-    """conv.conv2d_input_grad with dcols and col2im's phases kept in `buffers`."""
+    """npgan.conv.conv2d_input_grad with dcols and col2im's phases kept in `buffers`."""
     xp = get_array_module(dy)
     out, k = W.shape[0], W.shape[2]
-    Wm, dy_rows = xp.reshape(W, (out, -1)), conv.channel_rows(dy)  # (out, C*k*k), (out, L*B)
+    Wm, dy_rows = xp.reshape(W, (out, -1)), channel_rows(dy)  # (out, C*k*k), (out, L*B)
     dcols = buffer(buffers, "dcols", (Wm.shape[1], dy_rows.shape[1]), dy)
     into(dcols, "matmul", Wm.T, dy_rows)                           # (C*k*k, out) @ (out, L*B)
     return col2im(dcols, x_shape, k, s, p, buffers)                # (B, C, H, W)
 
 
 def conv2d_weight_grad(dy, cols, w_shape, buffers=None):
-    """conv.conv2d_weight_grad into buffers["dW"]: add it to W.grad before the next call."""
+    """npgan.conv.conv2d_weight_grad into buffers["dW"]: add it to W.grad before the next call."""
     xp = get_array_module(dy)
-    dy_rows = conv.channel_rows(dy)                                # (out, L*B)
+    dy_rows = channel_rows(dy)                                # (out, L*B)
     dW = buffer(buffers, "dW", (dy_rows.shape[0], cols.shape[0]), dy)
     into(dW, "matmul", dy_rows, cols.T)                            # (out, L*B) @ (L*B, C*k*k)
     return xp.reshape(dW, w_shape)
