@@ -35,10 +35,12 @@ from pathlib import Path
 import common
 from bench_vs_torch import torch_step
 from npgan import Adam, Linear, d_step, g_step, get_backend, train_step
-from npgan.backend import cupy_status, into, set_num_threads
+from npgan.backend import cupy_status
 from npgan.backend import host as np
 from npgan.conv import Conv2d, ConvTranspose2d, conv_out_size
 from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
+from npgan.fast import accelerate, set_num_threads
+from npgan.fast.inplace import into
 
 LATENT, PIXELS, SIDE = common.LATENT, common.PIXELS, 28
 
@@ -141,11 +143,12 @@ def gflop(prods):
 
 # ------------------------------------------------------------------ the two layers
 def layer_cases(be, batch, c):
-    """(name, layer, input shape): D's second conv and G's first transposed conv."""
-    return [(f"Conv2d {c}->{2 * c} k4 s2 p1, 14x14", Conv2d(c, 2 * c, 4, 2, 1, backend=be),
-             (batch, c, 14, 14)),
-            (f"ConvT {2 * c}->{c} k4 s2 p1, 7x7", ConvTranspose2d(2 * c, c, 4, 2, 1, backend=be),
-             (batch, 2 * c, 7, 7))]
+    """(name, layer, input shape): D's second conv and G's first transposed conv, on the
+    fast path (npgan.fast), as training runs them."""
+    conv = accelerate(Conv2d(c, 2 * c, 4, 2, 1, backend=be))
+    convt = accelerate(ConvTranspose2d(2 * c, c, 4, 2, 1, backend=be))
+    return [(f"Conv2d {c}->{2 * c} k4 s2 p1, 14x14", conv, (batch, c, 14, 14)),
+            (f"ConvT {2 * c}->{c} k4 s2 p1, 7x7", convt, (batch, 2 * c, 7, 7))]
 
 
 def fwd_bwd(layer, x, dout):
@@ -200,10 +203,11 @@ def bench_torch_layers(torch, device, sync, batch, c, repeats):
 
 # ------------------------------------------------------------------- the DCGAN step
 def dcgan(be, c):
-    """npgan's DCGAN G and D with their Adam optimizers (lr 2e-4, betas (0.5, 0.999))."""
-    G = build_dcgan_generator(be, latent_dim=LATENT, base_channels=c)
-    D = build_dcgan_discriminator(be, base_channels=c)
-    adam = lambda m: Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999))  # noqa: E731
+    """npgan's DCGAN G and D with their Adam optimizers (lr 2e-4, betas (0.5, 0.999)),
+    on the fast path (npgan.fast), as training runs them."""
+    G = accelerate(build_dcgan_generator(be, latent_dim=LATENT, base_channels=c))
+    D = accelerate(build_dcgan_discriminator(be, base_channels=c))
+    adam = lambda m: accelerate(Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)))  # noqa: E731
     return G, D, adam(G), adam(D)
 
 

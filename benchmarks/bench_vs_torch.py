@@ -22,8 +22,9 @@ from pathlib import Path
 
 import common
 import npgan
-from npgan.backend import cupy_status, set_num_threads
+from npgan.backend import cupy_status
 from npgan.backend import host as np
+from npgan.fast import set_num_threads
 
 
 def torch_models(torch, G, D, be, device):

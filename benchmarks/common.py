@@ -16,7 +16,9 @@ except ImportError:              # a clone without `pip install -e .`: use the c
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import npgan
 from npgan.backend import host as np
-from npgan.backend import into, keep_freed_host_memory, num_threads
+from npgan.backend import keep_freed_host_memory
+from npgan.fast import accelerate, num_threads
+from npgan.fast.inplace import into
 from npgan.info import blas_name, blas_threads, cpu_model
 from npgan.layers import Linear
 
@@ -97,12 +99,13 @@ def torch_lines(torch):
 
 # ------------------------------------------------------------------------ the models
 def make_gan(be, width="mnist"):
-    """G, D and their Adam optimizers (the DCGAN paper's lr = 2e-4, betas = (0.5, 0.999))."""
+    """G, D and their Adam optimizers (the DCGAN paper's lr = 2e-4, betas = (0.5, 0.999)),
+    on the fast path (npgan.fast), as training runs them."""
     w = WIDTHS[width]
-    G = npgan.build_generator(be, latent_dim=LATENT, hidden=w["g_hidden"], out_dim=PIXELS)
-    D = npgan.build_discriminator(be, in_dim=PIXELS, hidden=w["d_hidden"])
-    opt_g = npgan.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = npgan.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    G = accelerate(npgan.build_generator(be, latent_dim=LATENT, hidden=w["g_hidden"], out_dim=PIXELS))
+    D = accelerate(npgan.build_discriminator(be, in_dim=PIXELS, hidden=w["d_hidden"]))
+    opt_g = accelerate(npgan.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    opt_d = accelerate(npgan.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)))
     return G, D, opt_g, opt_d
 
 

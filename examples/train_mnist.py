@@ -66,6 +66,8 @@ def build_parser(argv=None):
                                          "linearly to 0 over the run (e.g. 0.1; 0 = off)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
+    p.add_argument("--reference", action="store_true",
+                   help="train on the textbook path: slower, same numbers within 1e-6 per step")
     p.add_argument("--out", default=DEFAULTS.out, help="output folder")
     p.add_argument("--log-every", type=int, default=DEFAULTS.log_every)
     p.add_argument("--log-grad-norms", action="store_true",

@@ -98,7 +98,8 @@ class Translation(_Augmentation):
         S_wT = xp.permute_dims(S_w, (0, 1, 3, 2))
         return S_h @ x @ S_wT + (valid - 1.0)                             # (B, C, H, W)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)     # R1 and WGAN-GP penalize D, not the augmentation
         S_h, S_w = self._need("shifts")
         if not input_grad:
             return None
@@ -143,7 +144,8 @@ class Cutout(_Augmentation):
         self.mask = mask                                                  # (B, 1, H, W)
         return x * mask + (mask - 1.0)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)     # R1 and WGAN-GP penalize D, not the augmentation
         mask = self._need("mask")
         return dout * mask if input_grad else None                        # new array
 
@@ -163,7 +165,8 @@ class Brightness(_Augmentation):
         self.b = _draw(self.backend, (x.shape[0], 1, 1, 1), x, -0.5, 0.5)   # (B, 1, 1, 1)
         return x + self.b
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)     # R1 and WGAN-GP penalize D, not the augmentation
         self._need("b")                         # forward first, as for every layer
         return dout if input_grad else None
 
@@ -189,7 +192,8 @@ class Contrast(_Augmentation):
         mean = xp.mean(x, axis=(1, 2, 3), keepdims=True)                     # (B, 1, 1, 1)
         return (x - mean) * k + mean
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)     # R1 and WGAN-GP penalize D, not the augmentation
         k = self._need("k")
         if not input_grad:
             return None
@@ -224,6 +228,9 @@ class DiffAugment(Sequential):
         (4, 784)
     """
 
+    supports_double_backward = False         # a penalty stops at D's input (see backward)
+    double_backward = Layer.double_backward    # Sequential's would pass through
+
     def __init__(self, policy, backend, image_shape=(1, 28, 28)):
         names = [name.strip() for name in policy.split(",") if name.strip()]
         unknown = [name for name in names if name not in POLICIES]
@@ -246,7 +253,8 @@ class DiffAugment(Sequential):
         y = super().forward(x)
         return xp.reshape(y, (y.shape[0], -1)) if flat else y
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)     # R1 and WGAN-GP penalize D, not the augmentation
         xp = get_array_module(dout)
         flat = self._need("flat")
         if flat:

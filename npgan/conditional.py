@@ -17,7 +17,7 @@ reference: https://arxiv.org/abs/1411.1784
 """
 from __future__ import annotations
 
-from npgan.backend import astype, concat, get_array_module, to_numpy
+from npgan.backend import astype, concat, get_array_module, to_numpy, zeros
 from npgan.backend import host as np
 from npgan.layers import Sequential
 
@@ -81,13 +81,12 @@ class Conditional(Sequential):
         n, b, c = self._need_graph("graph_width"), g_dx.shape[0], self.num_classes
         # the zeros: one column of g_dx made zero (its dtype, its device), repeated C times
         if self.planes is None:                                    # (B, n) -> (B, n + C)
-            zeros = xp.broadcast_to(xp.zeros_like(g_dx[:, :1]), (b, c))          # (B, C)
-            g_dxy = concat([g_dx, zeros], axis=1)
+            g_dxy = concat([g_dx, zeros((b, c), like=g_dx)], axis=1)
         else:
             p = self.planes
             images = xp.reshape(g_dx, (b, n // p, p))                  # (B, ch, H*W)
-            zeros = xp.broadcast_to(xp.zeros_like(images[:, :1, :]), (b, c, p))  # (B, C, H*W)
-            g_dxy = xp.reshape(concat([images, zeros], axis=1), (b, -1))   # (B, (ch+C) H W)
+            g_dxy = xp.reshape(concat([images, zeros((b, c, p), like=g_dx)], axis=1),
+                               (b, -1))                                # (B, (ch+C) H W)
         return super().double_backward(g_dxy)
 
     def __call__(self, x, labels):

@@ -43,7 +43,7 @@ NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 c
 # the device (the backend: CuPy re-seeds its generator) and the threads. Every other setting (data,
 # architecture, losses, optimizer, batch, seed) belongs to the run and stays.
 RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
-                     "max_steps", "backend", "threads")
+                     "max_steps", "backend", "threads", "reference")
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,8 @@ class TrainConfig:
     backend: str = "numpy"
     dtype: str = "float32"
     threads: int | None = None        # BLAS and npgan threads; None: npgan.threads.DEFAULT_THREADS
+    reference: bool = False           # the textbook classes, not npgan.fast's twins: slower,
+                                      # the same numbers within 1e-6 per step
     dataset: str = "mnist-5k"         # the 4,500 bundled digits: 200 epochs in about 10 minutes
     data_dir: str | None = None
     model: str = "mlp"

@@ -16,8 +16,9 @@ import platform
 import sys
 from pathlib import Path
 
-from npgan.backend import cupy_info, num_threads
+from npgan.backend import cupy_info
 from npgan.backend import host as np
+from npgan.fast import num_threads
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 

@@ -19,14 +19,18 @@ D's input gradient dx needs dP/dtheta *through the backward pass itself*.
     it ADDS into the parameter gradients the part of dP/dtheta that enters through
     this layer's backward line, and returns g_dout = dP/d(dout), for the layer above.
 It runs in the forward order (input side first), because backward ran in reverse.
-Layers with it: Linear, LeakyReLU/ReLU, Conv2d, Reshape/Flatten, Sequential,
-Conditional; the others raise NotImplementedError naming themselves.
+Layers with it say so (supports_double_backward = True): Linear, LeakyReLU/ReLU,
+Conv2d, Reshape/Flatten, Sequential, Conditional; the others raise NotImplementedError
+naming themselves.
+
+This is the reference code, written to be read. Training runs the same math through
+the twins in npgan/fast/ (buffers, layouts, threads), tested to give the same numbers.
 """
 from __future__ import annotations
 
 import math
 
-from npgan.backend import astype, column_major, get_array_module, into, reuse
+from npgan.backend import astype, get_array_module
 
 
 class Parameter:
@@ -46,21 +50,54 @@ class Parameter:
 
 
 class Layer:
-    """Base class: parameters, buffers, train/eval mode, gradient reset, the cache.
+    """Base class of every layer: the contract, parameters, train/eval mode, the cache.
 
-    Every layer's backward(dout, param_grads=True, input_grad=True) consumes the cache
-    of its forward and returns dx. param_grads=False: a frozen layer, no parameter
-    gradients (D in the G-update). input_grad=False: nobody needs dx (D's images, G's
-    noise), so the layer returns None and skips computing it.
-
+    A layer implements:
+      forward(x) -> y, caching exactly what backward needs (one slot);
+      backward(dout, param_grads=True, input_grad=True, create_graph=False) -> dx,
+        dx = dL/dx with x's shape and dtype, and ADDS (+=) into the parameter grads.
+        param_grads=False: a frozen layer, no parameter gradients (D in the G-update).
+        input_grad=False: nobody needs dx (D's images, G's noise): returns None.
+        create_graph=True: also keep what double_backward needs; a layer without
+        one raises NotImplementedError (call self._refuse_create_graph first);
+      double_backward(g_dx) -> g_dout, only where supports_double_backward = True.
     Buffers are non-trainable state that a checkpoint must keep (BatchNorm's running
     statistics): a layer with buffers overrides named_buffers().
     """
 
     training = True
+    # True where the layer implements double_backward (WGAN-GP's penalty passes through)
+    supports_double_backward = False
     # True for layers that only reshape (Reshape, Flatten): a dx that reaches only
     # reshapes on its way to the input is not needed either (see Sequential.backward)
     shape_only = False
+
+    def forward(self, x):
+        """x -> y; caches what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        """dout = dL/dy (like y) -> dx = dL/dx (like x), or None if not input_grad."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(dout, param_grads=True, "
+            f"input_grad=True, create_graph=False)"
+        )
+
+    def double_backward(self, g_dx):
+        """The backward of backward (see the module doc): g_dx = dP/d(dx), like x ->
+        g_dout = dP/d(dout), like the output; adds dP/dtheta into the parameter grads."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no double_backward, so a gradient penalty cannot "
+            f"pass through it"
+        )
+
+    def _refuse_create_graph(self, create_graph):
+        """For layers without double_backward: backward(create_graph=True) is an error."""
+        if create_graph:
+            raise NotImplementedError(
+                f"{type(self).__name__}.backward(create_graph=True): this layer has no "
+                f"double_backward, so a gradient penalty cannot pass through it"
+            )
 
     def train(self, mode=True):
         """Training mode (the default); eval() switches layers like BatchNorm/Dropout."""
@@ -108,21 +145,13 @@ class Layer:
             )
         return self._need(name)
 
-    def double_backward(self, g_dx):
-        """The backward of backward (see the module doc): g_dx = dP/d(dx), like x ->
-        g_dout = dP/d(dout), like the output; adds dP/dtheta into the parameter grads."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no double_backward, so a gradient penalty cannot "
-            f"pass through it"
-        )
-
     def __call__(self, x):
         return self.forward(x)
 
 
 def has_double_backward(layer) -> bool:
-    """True if `layer` overrides Layer.double_backward (containers check their layers)."""
-    return type(layer).double_backward is not Layer.double_backward
+    """True if `layer` declares a double_backward (containers check their layers)."""
+    return type(layer).supports_double_backward
 
 
 def require_double_backward(model, where=""):
@@ -154,6 +183,8 @@ class Linear(Layer):
     reference: https://pytorch.org/docs/stable/generated/torch.nn.Linear.html
     """
 
+    supports_double_backward = True
+
     def __init__(self, in_features, out_features, backend, init="default"):
         if init == "default":
             bound = 1.0 / math.sqrt(in_features)
@@ -169,10 +200,10 @@ class Linear(Layer):
         self.W = Parameter(W)
         self.b = Parameter(b)
         self.x = None
-        self._dW = None                             # reused buffer for dout.T @ x (see backward)
         self.dout = None                            # kept by backward(create_graph=True)
 
-    def forward(self, x):
+    def check_input(self, x):
+        """x must be (B, in) in the weights' dtype; else a clear error."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"Linear({self.in_features}, {self.out_features}) expects input of shape "
@@ -183,10 +214,11 @@ class Linear(Layer):
                 f"{self!r} holds {self.W.data.dtype} weights but got a {x.dtype} input; "
                 f"make inputs with the same backend (Backend.asarray casts them)"
             )
+
+    def forward(self, x):
+        self.check_input(x)
         self.x = x                                  # (B, in), needed for dW
-        y = x @ self.W.data.T                       # (B, in) @ (in, out) -> (B, out)
-        y += self.b.data                            # in place: no second (B, out) array
-        return y
+        return x @ self.W.data.T + self.b.data      # (B, in) @ (in, out) + (out,) -> (B, out)
 
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         """param_grads=False: input gradient only (a frozen layer; see gan.g_step).
@@ -196,20 +228,12 @@ class Linear(Layer):
         x = self._need("x")
         if create_graph:
             self.dout = dout                        # (B, out): dx = dout @ W is linear in W
+        # in the forward pass this was: y = x @ W.T + b, so
         if param_grads:
-            self._dW = reuse(self._dW, self.W.data)
-            # in the forward pass this was: y = x @ W.T + b, so
-            # (dW lands in a buffer we reuse: no weight-sized allocation per step)
-            dW = into(self._dW, "matmul", dout.T, x)  # (out, B) @ (B, in) -> (out, in)
-            self.W.grad += dW
+            self.W.grad += dout.T @ x               # (out, B) @ (B, in) -> (out, in)
             self.b.grad += xp.sum(dout, axis=0)     # (B, out) -> (out,)
         if not input_grad:
             return None                             # skips the largest product of D's update
-        if column_major(x):
-            # dx laid out like x: behind a convolution, x is its (C, H, W, B) output seen
-            # as (B, C*H*W), and a dx in the same layout flows back through BatchNorm and
-            # the convolutions without a copy (-9 ms per DCGAN step, docs/performance.md)
-            return (self.W.data.T @ dout.T).T       # ((in, out) @ (out, B)).T -> (B, in)
         return dout @ self.W.data                   # (B, out) @ (out, in) -> (B, in)
 
     def double_backward(self, g_dx):
@@ -236,32 +260,22 @@ class LeakyReLU(Layer):
     reference: https://pytorch.org/docs/stable/generated/torch.nn.LeakyReLU.html
     """
 
+    supports_double_backward = True
+
     def __init__(self, slope=0.2):
         self.slope = slope
         self.local_slope = None
-        self._slope_buffer = None                           # reused by every forward
         self.graph_slope = None                             # kept by backward(create_graph=True)
 
     def forward(self, x):
-        # the cache lives in a buffer we reuse (the cache is single-slot anyway),
-        # so a training step allocates only the output here
-        self._slope_buffer = reuse(self._slope_buffer, x)
-        local_slope = into(self._slope_buffer, "greater", x, 0.0)  # 1.0 if x > 0, else 0.0
-        if 0.0 < self.slope <= 1.0:         # max(1, slope) = 1 and max(0, slope) = slope:
-            into(local_slope, "maximum", local_slope, self.slope)   # one pass (ReLU: none)
-        elif self.slope != 0.0:      # a slope outside [0, 1]: (m - 1) * -slope + m, exact
-            local_slope -= 1.0                              # 0 if x > 0, else -1
-            local_slope *= -self.slope                      # 0, or slope
-            local_slope += astype(x > 0, x.dtype)           # 1 or slope (a temporary: rare)
-        self.local_slope = local_slope                      # (B, n): dy/dx elementwise
-        return x * local_slope
+        mask = astype(x > 0, x.dtype)                       # (B, n): 1.0 if x > 0, else 0.0
+        self.local_slope = mask + self.slope * (1.0 - mask)  # dy/dx: 1, or slope (exactly)
+        return x * self.local_slope
 
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
         local_slope = self._need("local_slope")
         if create_graph:
-            # the same mask, for the second pass. It lives in the forward's reused buffer:
-            # double_backward must come before the next forward (as backward must)
-            self.graph_slope = local_slope
+            self.graph_slope = local_slope                  # the same mask, for the second pass
         return dout * local_slope if input_grad else None   # new array: dout untouched
 
     def double_backward(self, g_dx):
@@ -299,7 +313,8 @@ class Sigmoid(Layer):
         self.y = y                              # (B, n): enough for the derivative
         return y
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)
         y = self._need("y")
         return dout * y * (1.0 - y) if input_grad else None
 
@@ -320,13 +335,10 @@ class Tanh(Layer):
         self.y = xp.tanh(x)                     # (B, n)
         return self.y
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)
         y = self._need("y")
-        if not input_grad:
-            return None
-        dx = 1.0 - y * y                        # (B, n): dy/dx
-        dx *= dout                              # in place: one (B, n) array fewer
-        return dx
+        return dout * (1.0 - y * y) if input_grad else None
 
     def __repr__(self):
         return "Tanh()"
@@ -334,7 +346,10 @@ class Tanh(Layer):
 
 # -------------------------------------------------------------------- Sequential
 class Sequential(Layer):
-    """Layers applied in order: x -> layers[0] -> layers[1] -> ... -> y."""
+    """Layers applied in order: x -> layers[0] -> layers[1] -> ... -> y.
+    Its double_backward needs one in every layer (checked by backward(create_graph=True))."""
+
+    supports_double_backward = True
 
     def __init__(self, *layers):
         self.layers = list(layers)
@@ -352,14 +367,13 @@ class Sequential(Layer):
         without one raises NotImplementedError before any work is done."""
         if create_graph:
             require_double_backward(self)
-        graph = {"create_graph": True} if create_graph else {}
         # backward: go in the reverse order of the forward pass. Layer i's dx is needed
         # if the caller wants dx, or if a layer that computes lies below it.
         for i in range(len(self.layers) - 1, -1, -1):
             needed = input_grad or create_graph or \
                 not all(below.shape_only for below in self.layers[:i])
             dout = self.layers[i].backward(dout, param_grads=param_grads, input_grad=needed,
-                                           **graph)
+                                           create_graph=create_graph)
         return dout
 
     def double_backward(self, g_dx):

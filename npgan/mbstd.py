@@ -36,6 +36,8 @@ class MinibatchStd(Layer):
                      g_x = c / n / sigma * (g_dx - mean_b g_dx - u * mean_b(g_dx * u))
     """
 
+    supports_double_backward = True
+
     def __init__(self):
         self.u, self.sigma = None, None
         self.graph = None               # (u, sigma, c), kept by backward(create_graph=True)

@@ -11,12 +11,19 @@ import dataclasses
 from npgan.backend import get_backend, host
 from npgan.checkpoint import load_checkpoint
 from npgan.config import NUM_CLASSES, TrainConfig
+from npgan.fast import accelerate
 from npgan.gan import build_discriminator, build_generator
 from npgan.noise import sample_z
 
 
 def build_models(config: TrainConfig, be):
-    """G and D for config.model on backend `be` (conditional ones if config.conditional)."""
+    """G and D for config.model on backend `be` (conditional ones if config.conditional),
+    on the fast path (npgan.fast) unless config.reference."""
+    G, D = _build_models(config, be)
+    return (G, D) if config.reference else (accelerate(G), accelerate(D))
+
+
+def _build_models(config: TrainConfig, be):
     c = NUM_CLASSES if config.conditional else 0
     if config.model == "dcgan":
         from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator

@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import astype, get_array_module, into, reuse
+from npgan.backend import astype, get_array_module
 from npgan.layers import Layer, Parameter
 
 
 class _BatchNorm(Layer):
-    """BatchNorm over the axes `_axes` of an input with `_ndim` dimensions (channels on axis 1).
+    """BatchNorm over `axes` of an input with `input_ndim` dimensions (channels on axis 1).
 
     backward (training mode; every sum runs over the N values of a channel):
-        dxhat = dout * gamma
+        dgamma += sum(dout * xhat)    dbeta += sum(dout)    dxhat = dout * gamma
         dx = inv_std / N * (N * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
-           = gamma * inv_std / N * (N * dout - sum(dout) - xhat * sum(dout * xhat))
-        dgamma += sum(dout * xhat)    dbeta += sum(dout)
-    (the second form shares its two sums with dgamma and dbeta)
     In eval mode mean and inv_std are constants, so dx = dout * gamma * inv_std.
     running_var is updated with the unbiased variance (times N / (N - 1)), as in PyTorch.
     """
 
-    _axes: tuple       # the axes a channel's statistics run over (set by the subclasses)
-    _ndim: int         # the input's number of dimensions
-    _layout: str       # the input's shape, for error messages
+    axes: tuple         # the axes a channel's statistics run over (set by the subclasses)
+    input_ndim: int     # the input's number of dimensions
+    layout: str         # the input's shape, for error messages
 
     def __init__(self, num_features, backend, momentum=0.1, eps=1e-5, affine=True):
         self.num_features, self.affine = num_features, affine
@@ -44,81 +41,71 @@ class _BatchNorm(Layer):
             self.bias = Parameter(backend.zeros((num_features,)))          # beta, (C,)
         self.running_mean = backend.zeros((num_features,))                 # (C,), updated in place
         self.running_var = backend.zeros((num_features,)) + 1.0            # (C,)
-        self.xc, self.inv_std, self.batch_stats = None, None, None
-        self._scratch = None    # a reused array like x: xc * xc, dout * xc, the correction
+        self.xhat, self.inv_std, self.batch_stats = None, None, None
 
     def named_buffers(self):
         return [("running_mean", self.running_mean), ("running_var", self.running_var)]
 
-    def _per_channel(self, a):
+    def per_channel(self, a):
         """A (C,) array shaped to broadcast against the input: (1, C) or (1, C, 1, 1)."""
         xp = get_array_module(a)
-        return xp.reshape(a, (1, self.num_features) + (1,) * (self._ndim - 2))
+        return xp.reshape(a, (1, self.num_features) + (1,) * (self.input_ndim - 2))
+
+    def check_input(self, x):
+        """The input's shape, and in training mode more than one value per channel."""
+        if x.ndim != self.input_ndim or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input of shape {self.layout} with "
+                             f"C = {self.num_features}, got {tuple(x.shape)}")
+        if self.training and math.prod(x.shape) // self.num_features < 2:
+            raise ValueError(f"{self!r} in training mode needs more than one value per "
+                             f"channel to estimate a variance, got input {tuple(x.shape)}")
+
+    def update_running_stats(self, mean, var, n):
+        """running = (1 - momentum) running + momentum batch, in place (the same arrays
+        stay in the checkpoint's buffers); var is unbiased here: times n / (n - 1)."""
+        xp = get_array_module(mean)
+        m = self.momentum
+        self.running_mean *= 1.0 - m
+        self.running_mean += m * xp.reshape(mean, (self.num_features,))
+        self.running_var *= 1.0 - m
+        self.running_var += (m * n / (n - 1)) * xp.reshape(var, (self.num_features,))
 
     def forward(self, x):
         xp = get_array_module(x)
-        if x.ndim != self._ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r} expects input of shape {self._layout} with "
-                             f"C = {self.num_features}, got {tuple(x.shape)}")
-        n = math.prod(x.shape) // self.num_features              # values per channel, N
+        self.check_input(x)
         if self.training:
-            if n < 2:
-                raise ValueError(f"{self!r} in training mode needs more than one value per "
-                                 f"channel to estimate a variance, got input {tuple(x.shape)}")
-            mean = xp.mean(x, axis=self._axes, keepdims=True)      # (1, C[, 1, 1])
-            xc = x - mean                                          # like x
-            self._scratch = reuse(self._scratch, xc)               # xc * xc, no new array
-            var = xp.mean(into(self._scratch, "multiply", xc, xc), axis=self._axes,
-                          keepdims=True)                           # biased: what we divide by
-            # running averages: in place, so the buffers stay the same device arrays
-            m = self.momentum
-            self.running_mean *= 1.0 - m
-            self.running_mean += m * xp.reshape(mean, (self.num_features,))
-            self.running_var *= 1.0 - m
-            self.running_var += (m * n / (n - 1)) * xp.reshape(var, (self.num_features,))
+            mean = xp.mean(x, axis=self.axes, keepdims=True)      # (1, C[, 1, 1])
+            var = xp.mean((x - mean) ** 2, axis=self.axes, keepdims=True)  # biased
+            self.update_running_stats(mean, var, math.prod(x.shape) // self.num_features)
         else:
-            xc = x - self._per_channel(self.running_mean)
-            var = self._per_channel(self.running_var)
+            mean = self.per_channel(self.running_mean)
+            var = self.per_channel(self.running_var)
         inv_std = 1.0 / xp.sqrt(var + self.eps)                    # (1, C[, 1, 1])
-        # cache: xc = x - mean and inv_std; xhat = xc * inv_std is never stored, as y and
-        # the backward formula can fold inv_std into their per-channel factors
-        self.xc, self.inv_std, self.batch_stats = xc, inv_std, self.training
+        xhat = (x - mean) * inv_std                                # like x
+        self.xhat, self.inv_std, self.batch_stats = xhat, inv_std, self.training
         if not self.affine:
-            return xc * inv_std                                    # xhat
-        y = xc * (inv_std * self._per_channel(self.weight.data))   # gamma * xhat, like x
-        y += self._per_channel(self.bias.data)                     # in place: one array fewer
-        return y
+            return xhat
+        return self.per_channel(self.weight.data) * xhat + self.per_channel(self.bias.data)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)
         xp = get_array_module(dout)
-        xc, inv_std = self._need("xc"), self._need("inv_std")
+        xhat, inv_std = self._need("xhat"), self._need("inv_std")
         batch_stats = self._need("batch_stats")
-        # in the forward pass this was: y = gamma * xhat + beta, xhat = xc * inv_std. Both
-        # sums below serve dgamma, dbeta and dx: sum(dxhat) = gamma * sum(dout), and
-        # sum(dout * xhat) = inv_std * sum(dout * xc)
-        sum_dout = xp.sum(dout, axis=self._axes, keepdims=True)             # (1, C[, 1, 1])
-        self._scratch = reuse(self._scratch, xc)
-        sum_dout_xhat = inv_std * xp.sum(into(self._scratch, "multiply", dout, xc),
-                                         axis=self._axes, keepdims=True)    # (1, C[, 1, 1])
+        # in the forward pass this was: y = gamma * xhat + beta, so
         if self.affine and param_grads:
-            self.weight.grad += xp.reshape(sum_dout_xhat, (self.num_features,))   # (C,)
-            self.bias.grad += xp.reshape(sum_dout, (self.num_features,))          # (C,)
+            self.weight.grad += xp.sum(dout * xhat, axis=self.axes)  # (C,)
+            self.bias.grad += xp.sum(dout, axis=self.axes)            # (C,)
         if not input_grad:
             return None
-        gamma_inv_std = inv_std * self._per_channel(self.weight.data) if self.affine else inv_std
+        dxhat = dout * self.per_channel(self.weight.data) if self.affine else dout
         if not batch_stats:                   # eval: xhat = (x - running_mean) * inv_std
-            return dout * gamma_inv_std
-        # xhat = (x - mean) * inv_std, where mean and inv_std depend on every x of the channel:
-        # dx = gamma * inv_std / n * (n * dout - sum(dout) - xhat * sum(dout * xhat))
-        #    = gamma * inv_std * dout - gamma * inv_std / n * (sum(dout) + xc * a),
-        # with a = inv_std * sum(dout * xhat): per-channel factors, so three passes over x
+            return dxhat * inv_std
+        # xhat = (x - mean) * inv_std, where mean and inv_std depend on every x of the channel
         n = math.prod(dout.shape) // self.num_features
-        scale = gamma_inv_std / n                                  # (1, C[, 1, 1])
-        correction = into(self._scratch, "multiply", xc, scale * inv_std * sum_dout_xhat)
-        correction += scale * sum_dout                             # (scale * (sum + xc * a))
-        dx = dout * gamma_inv_std                                  # new array: dout untouched
-        dx -= correction
-        return dx
+        sum_dxhat = xp.sum(dxhat, axis=self.axes, keepdims=True)             # (1, C[, 1, 1])
+        sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=self.axes, keepdims=True)  # (1, C[, 1, 1])
+        return inv_std / n * (n * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.num_features}, momentum={self.momentum}, "
@@ -130,7 +117,7 @@ class BatchNorm1d(_BatchNorm):
     reference: https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm1d.html
     """
 
-    _axes, _ndim, _layout = (0,), 2, "(B, C)"
+    axes, input_ndim, layout = (0,), 2, "(B, C)"
 
 
 class BatchNorm2d(_BatchNorm):
@@ -138,7 +125,7 @@ class BatchNorm2d(_BatchNorm):
     reference: https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
     """
 
-    _axes, _ndim, _layout = (0, 2, 3), 4, "(B, C, H, W)"
+    axes, input_ndim, layout = (0, 2, 3), 4, "(B, C, H, W)"
 
 
 class Dropout(Layer):
@@ -165,7 +152,8 @@ class Dropout(Layer):
         self.scale = astype(keep, x.dtype) * (1.0 / (1.0 - self.p))
         return x * self.scale
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)
         scale = self._need("scale")
         return dout * scale if input_grad else None
 

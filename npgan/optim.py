@@ -4,16 +4,13 @@ An optimizer holds a list of Parameters and, in step(), updates each `p.data` in
 place from `p.grad`. It never zeroes the gradients by itself: call zero_grad()
 (on the optimizer or the model) before the backward passes of the next update.
 
-All updates use in-place operators (`*=`, `+=`) and backend.into (NumPy's `out=`)
-on the state and one scratch buffer per parameter, so a step allocates no full-size
-temporaries, and every constant is a Python float, so float32 stays float32 (NEP 50).
-The update is elementwise, so backend.map_blocks runs it in blocks on all cores.
+Every constant is a Python float, so float32 stays float32 (NEP 50). The state arrays
+(m, v, ...) are updated in place (`m[...] = ...`): they are the arrays a checkpoint saves.
+Training uses the twins in npgan/fast/optim.py: the same updates without temporaries.
 """
 from __future__ import annotations
 
-import math
-
-from npgan.backend import get_array_module, into, map_blocks
+from npgan.backend import get_array_module
 
 
 def _check_params(params):
@@ -26,8 +23,6 @@ def _check_params(params):
 class Optimizer:
     def __init__(self, params):
         self.params = _check_params(params)
-        # one scratch buffer per parameter, reused every step instead of temporaries
-        self._tmp = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
     def zero_grad(self):
         for p in self.params:
@@ -87,34 +82,22 @@ class SGD(Optimizer):
 
     def step(self):
         h = self.hyper
+        lr, mom, damp, wd = h["lr"], h["momentum"], h["dampening"], h["weight_decay"]
         self.t += 1
-        for p, buf, g in zip(self.params, self.buf, self._tmp):
-            g[...] = p.grad                          # g = grad (a copy we may change)
-            if h["weight_decay"]:
-                buf_wd = p.data * h["weight_decay"]  # rare path; allocates
-                g += buf_wd
-            if h["momentum"]:
-                if self.t == 1:
-                    buf[...] = g                     # buf = g
-                else:
-                    buf *= h["momentum"]             # buf = momentum * buf
-                    if h["dampening"]:
-                        buf += (1.0 - h["dampening"]) * g  # + (1 - dampening) g (rare; allocates)
-                    else:
-                        buf += g                     #     + g
-                if h["nesterov"]:
-                    g += buf * h["momentum"]         # g = g + momentum * buf
-                else:
-                    g[...] = buf
-            g *= h["lr"]
-            p.data -= g                              # p -= lr * g
+        for p, buf in zip(self.params, self.buf):
+            g = p.grad + wd * p.data if wd else p.grad
+            if mom:
+                buf[...] = g if self.t == 1 else mom * buf + (1.0 - damp) * g
+                g = g + mom * buf if h["nesterov"] else buf
+            p.data -= lr * g
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction, PyTorch semantics.
 
-    m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2         (t = 1, 2, ...)
-    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    m = b1 m + (1 - b1) g;        v = b2 v + (1 - b2) g^2        (t = 1, 2, ...)
+    mhat = m / (1 - b1^t);        vhat = v / (1 - b2^t)
+    p -= lr * mhat / (sqrt(vhat) + eps)
     So the first step is lr * g / (|g| + eps) ~ lr * sign(g).
     GAN setting (Radford et al. 2015): lr = 2e-4, betas = (0.5, 0.999).
     reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
@@ -138,36 +121,17 @@ class Adam(Optimizer):
 
     def step(self):
         h = self.hyper
-        b1, b2 = h["betas"]
+        lr, (b1, b2), eps, wd = h["lr"], h["betas"], h["eps"], h["weight_decay"]
         self.t += 1
-        # bias corrections in Python floats (double precision), with beta**t, not beta.
-        # We fold 1/sqrt(1 - b2^t) into the step and the eps (same math, two fewer
-        # passes): p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(bc2) + eps)
-        #            = step * m / (sqrt(v) + eps_hat)
-        sqrt_bc2 = math.sqrt(1.0 - b2 ** self.t)
-        step = h["lr"] / (1.0 - b1 ** self.t) * sqrt_bc2
-        eps_hat = h["eps"] * sqrt_bc2
-        wd = h["weight_decay"]
-
-        def update(p, g, m, v, tmp):                 # same-shaped arrays (or blocks of them)
-            if wd:
-                g = g + wd * p                       # L2 penalty (rare path; allocates)
-            m -= g
-            m *= b1
-            m += g                                   # m = b1 m + (1 - b1) g  = g + b1 (m - g)
-            into(tmp, "multiply", g, g)              # tmp = g^2
-            v -= tmp
-            v *= b2
-            v += tmp                                 # v = b2 v + (1 - b2) g^2
-            into(tmp, "sqrt", v)
-            tmp += eps_hat                           # denom = sqrt(v) + eps_hat
-            into(tmp, "divide", m, tmp)
-            tmp *= step
-            p -= tmp                                 # p -= step * m / denom
-
-        # blocks of all parameters on all cores (NumPy), or one call per parameter
-        map_blocks(update, [(p.data, p.grad, m, v, tmp) for p, m, v, tmp
-                            in zip(self.params, self.m, self.v, self._tmp)])
+        t = self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            xp = get_array_module(p.data)
+            g = p.grad + wd * p.data if wd else p.grad    # L2 penalty, as PyTorch's Adam
+            m[...] = b1 * m + (1.0 - b1) * g              # running mean of g
+            v[...] = b2 * v + (1.0 - b2) * g * g          # running mean of g^2
+            mhat = m / (1.0 - b1 ** t)                    # bias correction: m and v start at 0
+            vhat = v / (1.0 - b2 ** t)
+            p.data -= lr * mhat / (xp.sqrt(vhat) + eps)
 
 
 class RMSprop(Optimizer):
@@ -225,40 +189,21 @@ class RMSprop(Optimizer):
     def step(self):
         h = self.hyper
         lr, alpha, eps, wd, mom = h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"]
-        centered = h["centered"]
         self.t += 1
-
-        def update(p, g, v, tmp, *more):            # same-shaped arrays (or blocks of them)
-            a = more[0] if centered else None
-            buf = more[-1] if mom else None
-            if wd:
-                g = g + wd * p                       # L2 penalty (rare path; allocates)
-            v *= alpha
-            into(tmp, "multiply", g, g)
-            tmp *= 1.0 - alpha
-            v += tmp                                 # v = alpha v + (1 - alpha) g^2
-            if centered:                             # (rare path; allocates)
-                a *= alpha
-                a += (1.0 - alpha) * g               # a = alpha a + (1 - alpha) g
-                into(tmp, "multiply", a, a)
-                into(tmp, "subtract", v, tmp)        # v~ = v - a^2
-                into(tmp, "sqrt", tmp)
-            else:
-                into(tmp, "sqrt", v)
-            tmp += eps                               # denom = sqrt(v~) + eps
-            into(tmp, "divide", g, tmp)              # g / denom
-            if mom:
-                buf *= mom
-                buf += tmp                           # buf = momentum buf + g / denom
-                tmp[...] = buf
-                tmp *= lr
-            else:
-                tmp *= lr
-            p -= tmp                                 # p -= lr * (buf or g / denom)
-
-        groups = []
         for i, p in enumerate(self.params):
-            more = (([self.grad_avg[i]] if centered else [])
-                    + ([self.momentum_buffer[i]] if mom else []))
-            groups.append((p.data, p.grad, self.square_avg[i], self._tmp[i], *more))
-        map_blocks(update, groups)                   # blocks on all cores (NumPy)
+            xp = get_array_module(p.data)
+            g = p.grad + wd * p.data if wd else p.grad
+            v = self.square_avg[i]
+            v[...] = alpha * v + (1.0 - alpha) * g * g            # running mean of g^2
+            if h["centered"]:
+                a = self.grad_avg[i]
+                a[...] = alpha * a + (1.0 - alpha) * g              # running mean of g
+                denom = xp.sqrt(v - a * a) + eps                    # sqrt of a variance
+            else:
+                denom = xp.sqrt(v) + eps
+            if mom:
+                buf = self.momentum_buffer[i]
+                buf[...] = mom * buf + g / denom
+                p.data -= lr * buf
+            else:
+                p.data -= lr * g / denom

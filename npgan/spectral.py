@@ -80,7 +80,8 @@ class SpectralNorm(Layer):
         self.sigma, self.uv = sigma, (u, v)
         return self.layer.forward(x)
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
+        self._refuse_create_graph(create_graph)
         xp = get_array_module(dout)
         sigma, (u, v) = self._need("sigma"), self._need("uv")
         if param_grads:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from npgan.backend import num_threads, set_num_threads
+from npgan.fast import num_threads, set_num_threads
 
 DEFAULT_THREADS = 1
 

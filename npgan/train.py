@@ -28,6 +28,7 @@ from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODELS, NUM_CLASSES, OPTIMIZ
                           RESUME_CHANGEABLE, ConfigError, TrainConfig, resume_config,
                           saved_settings)
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
+from npgan.fast import accelerate
 from npgan.gan import StepSettings, train_step
 from npgan.models import build_models, generate, load_generator
 from npgan.noise import instance_noise_sigma, sample_z
@@ -72,8 +73,10 @@ def make_optimizer(config: TrainConfig, params, lr=None):
     lr defaults to config.lr (TTUR gives D and G their own, see learning_rates)."""
     lr = config.lr if lr is None else lr
     if config.optimizer == "rmsprop":
-        return RMSprop(params, lr=lr)
-    return Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+        opt = RMSprop(params, lr=lr)
+    else:
+        opt = Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+    return opt if config.reference else accelerate(opt)   # npgan.fast's twin by default
 
 
 def _grad_norms(models, xp):

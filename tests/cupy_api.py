@@ -7,13 +7,25 @@
   * array attribute: `<array>.<name>` for every name a numpy.ndarray has,
 with the keyword arguments of each call. Code in a branch that cannot run on CuPy
 (`if self.name == "numpy":`, `if xp is numpy:`, after `if ... == "cupy": return`) is
-left out, and so are `getattr(xp, "name", default)` and `hasattr(xp, "name")`, which
-are fallbacks by construction. tests/test_cupy_api.py checks each use against the
-installed CuPy.
+left out (`npgan.backend.is_numpy(xp)` and `is_cupy(xp)` are understood too), and so
+are `getattr(xp, "name", default)`, `hasattr(xp, "name")` and the body of
+`if hasattr(xp, "name"):`, which are fallbacks by construction.
+
+`problems_with(uses, cupy)` checks each use against a CuPy module: tests/test_cupy_api.py
+against the installed one, and, run as a program,
+
+    PYTHONPATH=<a folder holding another CuPy> python -m tests.cupy_api [FILE ...]
+
+against whichever CuPy that Python imports (the oldest one pyproject.toml accepts, in
+.ci/run): it prints "cupy <version>: <n> uses checked", then one line per problem, and
+exits 1 if there is any. Without FILEs it reads every module of npgan/.
 """
 from __future__ import annotations
 
 import ast
+import inspect
+import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -21,14 +33,17 @@ import numpy as np
 NAMESPACE_MAKERS = {"get_array_module", "_namespace_of"}
 MODULE_NAMES = {"np", "numpy", "host", "math", "os", "json", "sys", "time", "warnings",
                 "Path", "signal", "tempfile", "zipfile", "gzip", "hashlib", "dataclasses"}
-ARRAY_ATTRIBUTES = {name for name in dir(np.ndarray) if not name.startswith("_")}
+# NumPy 1.26's arrays lack the Array API's attributes that NumPy 2's have: named here, so
+# that the walk finds the same uses whichever NumPy runs it
+ARRAY_ATTRIBUTES = {name for name in dir(np.ndarray) if not name.startswith("_")} \
+    | {"device", "to_device", "mT"}
 
 
 class Use(NamedTuple):
     kind: str            # "namespace" | "generator" | "array"
     path: tuple          # ("random", "default_rng"), ("permutation",), ("reshape",)
     keywords: tuple      # keyword names passed where the use is called
-    where: str           # "npgan/backend.py:123"
+    where: str           # "npgan/backend/core.py:123"
     guarded: bool        # inside `try:` with `except TypeError`: a keyword may be refused
 
     def __str__(self):
@@ -41,6 +56,11 @@ def _branch(test) -> tuple[bool, bool]:
     false. `self.name == "cupy"` gives (False, True); `xp is numpy` (True, False)."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         return _branch(test.operand)[::-1]
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name):
+        if test.func.id == "is_numpy":                   # npgan.backend.is_numpy(xp)
+            return True, False
+        if test.func.id == "is_cupy":
+            return False, True
     if isinstance(test, ast.BoolOp):
         parts = [_branch(v) for v in test.values]
         if isinstance(test.op, ast.And):
@@ -73,6 +93,7 @@ class _Walker:
     def __init__(self, filename):
         self.filename, self.found, self.namespace_names = filename, [], {"xp"}
         self.guarded = 0
+        self.present = set()     # names known to exist here: inside `if hasattr(xp, name):`
 
     # -- what an expression is ---------------------------------------------------
     def is_namespace(self, node) -> bool:
@@ -86,6 +107,14 @@ class _Walker:
             return name in NAMESPACE_MAKERS
         return False
 
+    def hasattr_name(self, test):
+        """"name" for a test `hasattr(xp, "name")`, whose body may use xp.name; else None."""
+        if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) \
+                and test.func.id == "hasattr" and len(test.args) == 2 \
+                and self.is_namespace(test.args[0]) and isinstance(test.args[1], ast.Constant):
+            return test.args[1].value
+        return None
+
     def chain(self, node):
         """(base, [attr, ...]) of a.b.c, outermost attribute last."""
         attrs = []
@@ -95,6 +124,8 @@ class _Walker:
         return node, attrs[::-1]
 
     def add(self, kind, path, node, keywords=()):
+        if kind == "namespace" and path[0] in self.present:
+            return
         self.found.append(Use(kind, tuple(path), tuple(keywords),
                               f"{self.filename}:{node.lineno}", self.guarded > 0))
 
@@ -104,7 +135,10 @@ class _Walker:
             if isinstance(stmt, ast.If):
                 if_true, if_false = _branch(stmt.test)
                 self.node(stmt.test, excluded)
+                present = self.hasattr_name(stmt.test)
+                self.present.add(present)
                 self.block(stmt.body, excluded or if_true)
+                self.present.discard(present)
                 self.block(stmt.orelse, excluded or if_false)
                 if if_false and _ends_block(stmt.body):
                     excluded = True          # the rest of this block never runs on CuPy
@@ -211,3 +245,78 @@ def uses(source: str, filename: str = "<source>") -> list[Use]:
     walker = _Walker(filename)
     walker.block(ast.parse(source, filename).body, False)
     return walker.found
+
+
+# ----------------------------------------------------------- checking against a CuPy
+ROOT = Path(__file__).resolve().parents[1]
+
+# Uses the walker cannot tell are not on CuPy's path, each with the reason it is not.
+NOT_ON_CUPY = {
+    ("npgan/backend/core.py", "namespace", ("asarray",), ("device",)):
+        "Backend._from_host, which only array-api-strict calls",
+    ("npgan/plots.py", "array", ("resize",), ()): "a PIL image's resize, not an array's",
+}
+
+
+def library_uses(paths=None) -> list[Use]:
+    """uses() of every module of npgan/ (or of the files `paths`)."""
+    paths = sorted((ROOT / "npgan").rglob("*.py")) if paths is None else [Path(p) for p in paths]
+    found = []
+    for path in paths:
+        where = path.resolve().relative_to(ROOT) if ROOT in path.resolve().parents else path
+        found += uses(path.read_text(), str(where))
+    return found
+
+
+def accepted_keywords(obj):
+    """The keyword names `obj` accepts, None for any, or "unknown" where CuPy exposes
+    no signature (Cython functions), except ufuncs, whose keywords we know."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        if type(obj).__name__ in ("ufunc", "_GUFunc"):
+            return {"out", "dtype", "casting"}
+        return "unknown"
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def problems_with(found, cupy):
+    """One line per use that the CuPy module `cupy` does not support."""
+    roots = {"namespace": cupy, "generator": cupy.random.Generator, "array": cupy.ndarray}
+    problems = []
+    for use in found:
+        file = use.where.rsplit(":", 1)[0]
+        if (file, use.kind, use.path, use.keywords) in NOT_ON_CUPY:
+            continue
+        obj = roots[use.kind]
+        for name in use.path:
+            if not hasattr(obj, name):
+                problems.append(f"{use}: CuPy has no {'.'.join(use.path)}")
+                break
+            obj = getattr(obj, name)
+        else:
+            accepted = accepted_keywords(obj) if use.keywords else None
+            if isinstance(accepted, set) and not use.guarded:
+                refused = [k for k in use.keywords if k not in accepted]
+                if refused:
+                    problems.append(f"{use}: CuPy's {'.'.join(use.path)} takes no "
+                                    f"{', '.join(refused)} (it takes {', '.join(sorted(accepted))})")
+    return problems
+
+
+def main(argv=None) -> int:
+    import cupy                       # the CuPy on this Python's path: the one checked
+
+    found = library_uses(argv or None)
+    problems = problems_with(found, cupy)
+    print(f"cupy {cupy.__version__}: {len(found)} uses checked")
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

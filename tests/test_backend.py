@@ -13,7 +13,8 @@ from npgan.backend import (BackendError, device_of, get_array_module, get_backen
                            to_numpy)
 from tests.backends import ALL_SPECS, host, make_backend
 
-PACKAGE = pathlib.Path(backend_module.__file__).parent
+BACKEND = pathlib.Path(backend_module.__file__).parent        # npgan/backend/
+PACKAGE = BACKEND.parent                                        # npgan/
 
 
 def test_unknown_backend_lists_the_valid_ones():
@@ -82,20 +83,43 @@ def test_importing_npgan_and_using_numpy_never_imports_cupy():
     assert out.stdout.strip() == "False"
 
 
-def test_only_the_backend_module_imports_numpy_or_cupy():
-    offenders = []
+def imports_of(path):
+    """(line, module, names) of every import in the file at `path`."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name, []) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, node.module, [alias.name for alias in node.names]
+
+
+def test_only_the_backend_package_imports_numpy_or_cupy():
+    """npgan/backend/ alone imports numpy or cupy; npgan/fast/ too asks the backend
+    (is_numpy, is_cupy). The control: the walk does see the backend's own imports."""
+    offenders, seen_in_backend = [], set()
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "backend.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names
-                          if n.split(".")[0] in ("numpy", "cupy")]
+        for line, module, _ in imports_of(path):
+            if module.split(".")[0] not in ("numpy", "cupy"):
+                continue
+            if BACKEND in path.parents:
+                seen_in_backend.add(module.split(".")[0])
+            else:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
     assert not offenders, offenders
+    assert seen_in_backend == {"numpy", "cupy"}, seen_in_backend
+
+
+def test_backend_and_fast_import_no_private_names_across_modules(tmp_path):
+    """`from npgan.x import _y` is how one module leans on another's internals: none in
+    npgan/backend/ or npgan/fast/. The control: a planted private import is found."""
+    def private_imports(paths):
+        return [f"{path.name}:{line} imports {module}.{name}" for path in paths
+                for line, module, names in imports_of(path) if module.startswith("npgan")
+                for name in names if name.startswith("_") and name != "__version__"]
+    paths = sorted(BACKEND.glob("*.py")) + sorted((PACKAGE / "fast").glob("*.py"))
+    assert len(paths) >= 10 and not private_imports(paths), private_imports(paths)
+    planted = tmp_path / "planted.py"
+    planted.write_text("from npgan.conv import _check_sizes\n")
+    assert private_imports([planted]) == ["planted.py:1 imports npgan.conv._check_sizes"]
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)

@@ -8,6 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from npgan import assert_gradients_ok, check_layer, get_backend
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape, col2im, im2col
+from npgan.fast import conv as fast_conv
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
 
 # the float64 checks on array-api-strict are slow: a fraction of the profile's examples
@@ -151,22 +152,28 @@ def test_forward_matches_the_naive_loops(spec, transpose, data):
 
 @pytest.mark.parametrize("spec", FLOAT64_SPECS)
 @settings(max_examples=2 * FEW)
-@given(case=conv_case(), reuse=st.booleans())
-def test_im2col_and_col2im_match_the_reference_loops_exactly(spec, case, reuse):
-    """The strided-view path (NumPy, CuPy) and the slice path (array-api-strict, no
-    strided views) both equal the definitions bit for bit: small integers make every
-    sum exact, whatever the order of the adds. With reused buffers, a second call with
-    other numbers gives the second answer (no stale values left in the buffers)."""
+@given(case=conv_case(), path=st.sampled_from(["reference", "fast", "fast, reused buffers"]))
+def test_im2col_and_col2im_match_the_reference_loops_exactly(spec, case, path):
+    """npgan/conv.py's slices and loops, and npgan/fast/conv.py's strided views and phase
+    sums (NumPy, CuPy; array-api-strict falls back to the slices), all equal the
+    definitions bit for bit: small integers make every sum exact, whatever the order of
+    the adds. With reused buffers, a second call with other numbers gives the second
+    answer (no stale values left in the buffers)."""
     B, c_in, _, k, s, p, _, H, W = case
     be = make_backend(spec, "float64")
     rng = np.random.default_rng(k * 100 + s * 10 + p)
-    buffers = {} if reuse else None
+    buffers = {} if path == "fast, reused buffers" else None
+    if path == "reference":
+        gather, scatter = im2col, col2im
+    else:
+        gather = lambda x, k, s, p: fast_conv.im2col(x, k, s, p, buffers)           # noqa: E731
+        scatter = lambda c, shape, k, s, p: fast_conv.col2im(c, shape, k, s, p, buffers)  # noqa: E731
     for _ in range(2):
         x = rng.integers(-9, 10, (B, c_in, H, W)).astype(np.float64)
-        cols = host(im2col(be.asarray(x), k, s, p, buffers))
+        cols = host(gather(be.asarray(x), k, s, p))
         np.testing.assert_array_equal(cols, reference_im2col(x, k, s, p))
         c = rng.integers(-9, 10, cols.shape).astype(np.float64)
-        back = host(col2im(be.asarray(c), x.shape, k, s, p, buffers))
+        back = host(scatter(be.asarray(c), x.shape, k, s, p))
         np.testing.assert_array_equal(back, reference_col2im(c, x.shape, k, s, p))
 
 

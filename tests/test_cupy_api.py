@@ -9,8 +9,8 @@ The backend's CuPy-only branches run on a NumPy stand-in with CuPy's generator A
 CI installs cupy-cuda12x and sets NPGAN_REQUIRE_CUPY=1, so there these tests cannot
 skip for want of the package (see .ci/run); elsewhere they skip and say why.
 """
-import inspect
 import os
+import re
 import subprocess
 import sys
 import types
@@ -21,17 +21,9 @@ import pytest
 
 from npgan import backend as backend_module
 from npgan.backend import Backend, BackendError, cupy_status, get_backend
-from tests.cupy_api import uses
+from tests.cupy_api import library_uses, problems_with, uses
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "npgan"
-
-# Uses the walker cannot tell are not on CuPy's path, each with the reason it is not.
-NOT_ON_CUPY = {
-    ("npgan/backend.py", "namespace", ("asarray",), ("device",)):
-        "Backend._from_host, which only array-api-strict calls",
-    ("npgan/plots.py", "array", ("resize",), ()): "a PIL image's resize, not an array's",
-}
 
 
 def real_cupy():
@@ -56,52 +48,6 @@ def without_device():
 
 
 # --------------------------------------------------------------- API conformance
-def library_uses():
-    found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        found += uses(path.read_text(), str(path.relative_to(ROOT)))
-    return found
-
-
-def accepted_keywords(obj):
-    """The keyword names `obj` accepts, None for any, or "unknown" where CuPy exposes
-    no signature (Cython functions), except ufuncs, whose keywords we know."""
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        if type(obj).__name__ in ("ufunc", "_GUFunc"):
-            return {"out", "dtype", "casting"}
-        return "unknown"
-    params = sig.parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def problems_with(found, cupy):
-    """One line per use that the installed CuPy does not support."""
-    roots = {"namespace": cupy, "generator": cupy.random.Generator, "array": cupy.ndarray}
-    problems = []
-    for use in found:
-        file = use.where.rsplit(":", 1)[0]
-        if (file, use.kind, use.path, use.keywords) in NOT_ON_CUPY:
-            continue
-        obj = roots[use.kind]
-        for name in use.path:
-            if not hasattr(obj, name):
-                problems.append(f"{use}: CuPy has no {'.'.join(use.path)}")
-                break
-            obj = getattr(obj, name)
-        else:
-            accepted = accepted_keywords(obj) if use.keywords else None
-            if isinstance(accepted, set) and not use.guarded:
-                refused = [k for k in use.keywords if k not in accepted]
-                if refused:
-                    problems.append(f"{use}: CuPy's {'.'.join(use.path)} takes no "
-                                    f"{', '.join(refused)} (it takes {', '.join(sorted(accepted))})")
-    return problems
-
-
 def test_every_array_api_call_of_the_library_exists_in_cupy():
     cupy = real_cupy()
     found = library_uses()
@@ -111,6 +57,50 @@ def test_every_array_api_call_of_the_library_exists_in_cupy():
     assert not problems_with(found, cupy), "\n".join(problems_with(found, cupy))
     for dtype in backend_module.DTYPES:                  # Backend picks these by name
         assert hasattr(cupy, dtype), dtype
+
+
+def cupy_floor() -> str:
+    """The oldest cupy-cuda12x that pyproject.toml accepts, e.g. "13"."""
+    return re.search(r'"cupy-cuda12x>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+
+
+def floor_cupy_path() -> str:
+    """NPGAN_CUPY_FLOOR_PATH: a folder holding the oldest accepted CuPy and a NumPy it runs
+    with (.ci/run installs them there); skip without it, or fail under NPGAN_REQUIRE_CUPY=1."""
+    path = os.environ.get("NPGAN_CUPY_FLOOR_PATH")
+    if not path:
+        reason = (f"NPGAN_CUPY_FLOOR_PATH is not set: no folder with the oldest release of "
+                  f"cupy-cuda12x>={cupy_floor()} to check against (.ci/run installs one)")
+        if os.environ.get("NPGAN_REQUIRE_CUPY") == "1":
+            pytest.fail(f"NPGAN_REQUIRE_CUPY=1, but {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def check_with_floor(path, *files):
+    """python -m tests.cupy_api in a process whose `import cupy` finds the floor's CuPy."""
+    env = dict(os.environ, PYTHONPATH=path)
+    done = subprocess.run([sys.executable, "-m", "tests.cupy_api", *map(str, files)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.startswith("cupy "), done.stdout + done.stderr
+    return done.returncode, done.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_every_array_api_call_of_the_library_exists_in_the_oldest_accepted_cupy(tmp_path):
+    """pyproject.toml accepts cupy-cuda12x >= 13: the library's calls must exist in 13.0.0
+    too (CuPy 13 has no permute_dims, astype or concat; backend/arrays.py picks the
+    names it has). The control: a use of xp.permute_dims is found missing there, so the
+    check reads the old CuPy, not the installed one."""
+    path = floor_cupy_path()
+    rc, lines = check_with_floor(path)
+    version = lines[0].split()[1].rstrip(":")
+    assert version.split(".")[0] == cupy_floor() and version.endswith(".0.0"), lines[0]
+    assert rc == 0 and len(lines) == 1, "\n".join(lines)
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f(x, xp):\n    return xp.permute_dims(x, (1, 0))\n")
+    rc, lines = check_with_floor(path, planted)
+    assert rc == 1 and "CuPy has no permute_dims" in lines[1], lines
 
 
 def test_the_backends_cupy_only_branches_are_among_the_checked_uses():

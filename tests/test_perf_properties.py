@@ -2,6 +2,8 @@
 
 No host transfers per step, no float64 in a float32 step, no weight gradients of D in
 the G-update and no unused input gradients, no weight-sized temporaries, no growth.
+Training runs on the fast path (npgan.fast), so these checks do too, except where a
+property belongs to the reference classes as well (the skipped gradients).
 The times themselves are in benchmarks/ (tests never assert a duration).
 """
 import tracemalloc
@@ -9,9 +11,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from npgan import (SGD, Adam, LeakyReLU, Linear, Sequential, build_discriminator,
+from npgan import (Adam, LeakyReLU, RMSprop, Linear, Sequential, build_discriminator,
                    build_generator, d_step, g_step, get_backend, train_step)
-from npgan.backend import into, map_blocks, num_threads, set_num_threads
+from npgan.fast import accelerate, map_blocks, num_threads, set_num_threads
+from npgan.fast.inplace import into
 from npgan.conv import Conv2d, ConvTranspose2d, Reshape
 from npgan.layers import Sigmoid, Tanh
 from npgan.norm import BatchNorm1d, BatchNorm2d
@@ -22,10 +25,11 @@ Z, P = 100, 784
 
 
 def mnist_gan(be, g_hidden=(256, 512, 1024), d_hidden=(512, 256)):
-    G = build_generator(be, latent_dim=Z, hidden=g_hidden, out_dim=P)
-    D = build_discriminator(be, in_dim=P, hidden=d_hidden)
-    opt_g = Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    """The MNIST GAN as training runs it: on the fast path."""
+    G = accelerate(build_generator(be, latent_dim=Z, hidden=g_hidden, out_dim=P))
+    D = accelerate(build_discriminator(be, in_dim=P, hidden=d_hidden))
+    opt_g = accelerate(Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    opt_d = accelerate(Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)))
     return G, D, opt_g, opt_d
 
 
@@ -42,9 +46,11 @@ def threads():
 
 
 def arrays_of(obj):
-    """Every array attribute of a layer (caches, buffers) or optimizer (state lists)."""
+    """Every array attribute of a layer (caches, buffers) or optimizer (state lists),
+    and the arrays a fast twin keeps (its scratch dict)."""
     for value in vars(obj).values():
-        items = value if isinstance(value, list) else [value]
+        items = value if isinstance(value, list) else \
+            list(value.values()) if isinstance(value, dict) else [value]
         for item in items:
             if hasattr(item, "dtype") and hasattr(item, "shape"):
                 yield item
@@ -116,8 +122,9 @@ def test_g_update_leaves_D_grads_untouched_and_skips_unused_input_grads(monkeypa
     def spy(name, layer):
         original = layer.backward
 
-        def backward(dout, param_grads=True, input_grad=True):
-            dx = original(dout, param_grads=param_grads, input_grad=input_grad)
+        def backward(dout, param_grads=True, input_grad=True, create_graph=False):
+            dx = original(dout, param_grads=param_grads, input_grad=input_grad,
+                          create_graph=create_graph)
             calls.append((name, input_grad, dx is None))
             return dx
         monkeypatch.setattr(layer, "backward", backward)
@@ -231,10 +238,11 @@ def traced_peak(fn):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_adam_and_sgd_steps_allocate_only_bookkeeping(threads, n_threads):
+def test_adam_and_rmsprop_steps_allocate_only_bookkeeping(threads, n_threads):
     """On the MNIST G and D (8 MiB of float32 parameters, the largest weight 3 MiB)
-    an optimizer step allocates less than 128 KiB: views and bookkeeping, no
-    temporary of any weight beyond G's smallest one (100 KiB)."""
+    a fast optimizer step allocates less than 128 KiB: views and bookkeeping, no
+    temporary of any weight beyond G's smallest one (100 KiB). (SGD, which training
+    never uses, has no fast twin.)"""
     threads(n_threads)
     be = get_backend("numpy", dtype="float32", seed=6)
     G, D, _, _ = mnist_gan(be)
@@ -242,7 +250,8 @@ def test_adam_and_sgd_steps_allocate_only_bookkeeping(threads, n_threads):
     for p in params:
         p.grad[...] = be.randn(p.shape)
     assert sum(p.data.nbytes for p in params) > 8_000_000
-    for opt in (Adam(params, lr=2e-4, betas=(0.5, 0.999)), SGD(params, lr=0.1, momentum=0.9)):
+    for opt in (Adam(params, lr=2e-4, betas=(0.5, 0.999)), RMSprop(params, lr=5e-5)):
+        accelerate(opt)
         opt.step()                                                 # warm-up
         peak = traced_peak(opt.step)
         assert peak < 128 * 1024, f"{type(opt).__name__}.step allocated {peak} bytes"
@@ -347,7 +356,7 @@ def test_adam_is_bit_identical_with_one_or_two_threads(threads, monkeypatch):
     watch the update's calls to check that arrays really were split and shared."""
     import threading
 
-    from npgan import optim
+    from npgan.fast import optim
     calls = []
 
     def watched_map_blocks(fn, groups, **kwargs):
@@ -389,7 +398,8 @@ def dcgan_step(be):
     from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
     G = build_dcgan_generator(be, latent_dim=Z, base_channels=8)
     D = build_dcgan_discriminator(be, base_channels=8)
-    opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())
+    G, D = accelerate(G), accelerate(D)
+    opt_g, opt_d = accelerate(Adam(G.parameters())), accelerate(Adam(D.parameters()))
     x = be.uniform(-1.0, 1.0, (16, P))
     convs = [layer for layer in G.layers + D.layers
              if isinstance(layer, (Conv2d, ConvTranspose2d))]
@@ -397,30 +407,30 @@ def dcgan_step(be):
 
 
 def test_dcgan_step_reuses_the_convolution_buffers(monkeypatch):
-    """After a warm-up step, a DCGAN train_step allocates no im2col / col2im array:
-    conv's zeros are never called, every layer keeps the same buffers, and the step's
-    peak allocation is well below that of the same step with fresh arrays per call
-    (the control, in which the count is not zero)."""
-    from npgan import conv
-    zeros, made = conv._zeros, []
-    monkeypatch.setattr(conv, "_zeros", lambda shape, like: made.append(shape) or zeros(shape, like))
+    """After a warm-up step, a DCGAN train_step on the fast path allocates no im2col /
+    col2im array: no buffer is made, every layer keeps the same buffers, and the step's
+    peak allocation is well below that of the same step with fresh arrays per call (the
+    control, in which the count is not zero)."""
+    from npgan.fast import conv as fast_conv
+    from npgan.fast import inplace
+    zeros, made = inplace.zeros, []
+    monkeypatch.setattr(inplace, "zeros", lambda shape, like: made.append(shape) or zeros(shape, like))
     peaks = {}
     for reuse in (True, False):
         if not reuse:                                     # the control: no buffers kept
-            scratch = conv._scratch
-            monkeypatch.setattr(conv, "_scratch",
-                                lambda buffers, name, shape, like: scratch(None, name, shape, like))
+            monkeypatch.setattr(fast_conv, "buffer",
+                                lambda buffers, name, shape, like: inplace.buffer(None, name, shape, like))
         step, convs = dcgan_step(get_backend("numpy", dtype="float32", seed=11))
         step()
         step()                                            # warm-up: the buffers exist
-        kept = [(id(b), b.shape) for layer in convs for b in layer._buffers.values()]
+        kept = [(id(b), b.shape) for layer in convs for b in vars(layer).get("scratch", {}).values()]
         made.clear()
         peaks[reuse] = traced_peak(step)
         step()
         if reuse:
             assert made == [] and len(kept) == 4 * 5      # 4 layers, 5 buffers each:
             # im2col's padded copy and cols, dcols, dW, and col2im's phase sums
-            assert kept == [(id(b), b.shape) for layer in convs for b in layer._buffers.values()]
+            assert kept == [(id(b), b.shape) for layer in convs for b in layer.scratch.values()]
         else:
             assert len(made) >= 2 * 4 and kept == []      # fresh arrays at every call
     assert peaks[True] < 0.6 * peaks[False], peaks
@@ -480,10 +490,10 @@ def test_freed_memory_is_kept_only_when_asked_and_never_over_the_users_malloc_se
 
 # ------------------------------------------------- (h) gradients keep the layout of the data
 def test_linear_input_gradient_is_laid_out_like_its_input():
-    """Linear's dx comes out column-major when x is (the same numbers either way)."""
-    from npgan.backend import column_major
+    """FastLinear's dx comes out column-major when x is (the same numbers either way)."""
+    from npgan.fast.inplace import column_major
     be = get_backend("numpy", dtype="float64", seed=3)
-    layer = Linear(12, 5, be)
+    layer = accelerate(Linear(12, 5, be))
     x = be.randn((7, 12))
     dout = be.randn((7, 5))
     for x_in in (x, np.asfortranarray(x)):
@@ -500,11 +510,11 @@ def test_dcgan_gradients_stay_channel_major_through_d(monkeypatch, keep_layout):
     block (BatchNorm2d(16), Conv2d(8, 16)) is laid out like their data, (C, H, W, B) in
     memory (the batch fastest), so neither copies it nor mixes layouts. The control
     (Linear's dx always row-major) shows the test can fail."""
-    from npgan import layers
+    from npgan.fast import FastBatchNorm2d, FastConv2d, layers
     if not keep_layout:
         monkeypatch.setattr(layers, "column_major", lambda a: False)
     seen = []
-    for cls in (Conv2d, BatchNorm2d):
+    for cls in (FastConv2d, FastBatchNorm2d):
         def spy(self, dout, *args, _backward=cls.backward, **kwargs):
             if getattr(self, "num_features", None) == 16 or getattr(self, "out_ch", 0) == 16:
                 seen.append((repr(self), dout.strides[0] == dout.itemsize))   # D's 2nd block
