@@ -5,8 +5,9 @@ The lesson lives in gan.py; this module is the plumbing around it:
     read in ONE host transfer, checked for NaN/inf, and appended to metrics.jsonl;
   * every epoch: a sample grid from a fixed noise batch, and a checkpoint;
   * at the end: an animated GIF of the grids and a plot of the curves;
-  * Ctrl-C finishes the current step, saves a checkpoint and stops; `resume` continues
-    so exactly that the result equals an uninterrupted run (NumPy backend).
+  * Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and stops; `resume`
+    continues so exactly that the result equals an uninterrupted run (NumPy backend);
+  * one run per output folder (npgan.runlock); what else a run survives: docs/faults.md.
 What a run does is a TrainConfig (npgan/config.py); its G and D come from npgan/models.py.
 """
 from __future__ import annotations
@@ -26,11 +27,14 @@ from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODELS, NUM_CLASSES, OPTIMIZERS,
                           RESUME_CHANGEABLE, ConfigError, TrainConfig, _saved_settings,
                           resume_config)
+from npgan.config import MODEL_SETTINGS
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
+from npgan.files import AppendLog, remove_temporaries
 from npgan.gan import instance_noise_sigma, sample_z, train_step
 from npgan.models import build_models, generate, load_generator
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
+from npgan.runlock import RunLock
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,11 +42,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the run stopped after a checkpoint was saved (see .checkpoint)."""
+    """Ctrl-C or SIGTERM: the run stopped after a checkpoint was saved (see .checkpoint);
+    .signum is the signal (signal.SIGINT or signal.SIGTERM)."""
 
-    def __init__(self, message, checkpoint):
+    def __init__(self, message, checkpoint, signum=signal.SIGINT):
         super().__init__(message)
-        self.checkpoint = checkpoint
+        self.checkpoint, self.signum = checkpoint, signum
 
 
 def _check_writable(folder: Path):
@@ -150,7 +155,8 @@ class _Run:
         if self.order is not None:
             extra["order"] = self.order
         meta = {"config": self.config.to_dict(), "step": self.step, "epoch": self.epoch,
-                "batch": self.batch, "rng": self.be.rng_state()}
+                "batch": self.batch, "rng": self.be.rng_state(),
+                "model_settings": list(MODEL_SETTINGS)}     # see check_unknown_settings
         models = {"G": self.G, "D": self.D}
         if self.ema is not None:
             models["G_ema"] = self.ema.shadow
@@ -239,18 +245,32 @@ class _Run:
         return record
 
 
-def _install_sigint(flag):
-    """Ctrl-C sets flag['stop'] (the loop stops after the current step); a second
-    Ctrl-C interrupts at once. Only possible in the main thread."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # Ctrl-C; docker stop, systemd, Slurm, timeout
+
+
+def _install_stop_handlers(flag):
+    """Ctrl-C or SIGTERM sets flag['stop'] to the signal (the loop stops after the
+    current step and saves); a second one stops at once: KeyboardInterrupt for Ctrl-C,
+    the default action (death) for SIGTERM. Only possible in the main thread.
+    Returns {signal: previous handler}, for _restore_handlers."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame):
-        if flag["stop"]:
+        if not flag["stop"]:
+            flag["stop"] = signum
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
-    return signal.signal(signal.SIGINT, handler)
+    return {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+
+
+def _restore_handlers(previous):
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=None) -> dict:
@@ -275,12 +295,17 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     total_steps = cfg.epochs * steps_per_epoch         # the run's length, for annealing
     sigma = 0.0                                        # instance noise of the last step
     flag = {"stop": False}
-    old_handler = _install_sigint(flag)
+    lock = RunLock(run.out).acquire()          # FolderInUse if another run writes here
+    for path in remove_temporaries(run.out):   # left by a run killed while writing
+        warnings.warn(f"removed {path}, a temporary file left by a run killed while writing",
+                      stacklevel=2)
+    old_handlers = _install_stop_handlers(flag)
     started, record, pending, evaluation = time.perf_counter(), None, [], None
     mode = "a" if resume is not None else "w"
     log(cfg.describe_loss())
     try:
-        with open(run.out / "metrics.jsonl", mode) as log_file:
+        with AppendLog(run.out / "metrics.jsonl", mode,
+                       resume_step=run.step if resume is not None else None) as log_file:
             while run.epoch < cfg.epochs:
                 if run.order is None:
                     run.order = be.permutation(run.x.shape[0])   # this epoch's shuffle
@@ -324,9 +349,11 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                                                f"{run.checkpoint_path} was left intact")
                     run.save()
                     if flag["stop"]:
+                        name = "Ctrl-C" if flag["stop"] == signal.SIGINT else "SIGTERM"
                         raise TrainingInterrupted(
-                            f"interrupted at step {run.step}; checkpoint saved to "
-                            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path)
+                            f"interrupted at step {run.step} ({name}); checkpoint saved to "
+                            f"{run.checkpoint_path} (continue with resume)",
+                            run.checkpoint_path, flag["stop"])
                     break
                 run.epoch += 1
                 run.batch, run.order = 0, None
@@ -347,10 +374,10 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
                     log(f"epoch {run.epoch}/{cfg.epochs}  step {run.step}  {summarize(record)}  "
                         + (f"noise sigma {sigma:.4f}  " if cfg.instance_noise else "")
                         + f"[{time.perf_counter() - started:.0f} s]")
+        return _finish(run, record, time.perf_counter() - started, evaluation)
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    return _finish(run, record, time.perf_counter() - started, evaluation)
+        _restore_handlers(old_handlers)
+        lock.release()
 
 
 def _postfix(record):
