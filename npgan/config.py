@@ -207,20 +207,21 @@ DEFAULTS = TrainConfig()
 DEFAULT_G_LOSS = DEFAULTS.g_loss
 
 
-def _saved_settings(ck) -> dict:
+def _saved_settings(ck, warn=True) -> dict:
     """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
     older checkpoint lacks has its default (unknown ones: check_unknown_settings)."""
-    check_unknown_settings(ck)
+    check_unknown_settings(ck, warn)
     return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
 
 
-def check_unknown_settings(ck) -> list:
+def check_unknown_settings(ck, warn=True) -> list:
     """The names of the checkpoint's settings that TrainConfig does not have (a hand-
     edited checkpoint, or one written by a newer npgan). We warn and ignore them,
     unless the checkpoint lists one among its model_settings (what changes G or D):
     then this npgan would build another model than the one trained, and we refuse.
     An unknown setting that changes the weights' shapes is also refused, later, by
-    Checkpoint.restore_model's architecture check."""
+    Checkpoint.restore_model's architecture check. warn=False: refuse, but say nothing
+    (resume_config, whose config train() then resumes with, and warns about, once)."""
     unknown = sorted(set(ck.config) - set(DEFAULTS.to_dict()))
     shown = ", ".join(f"{k}={ck.config[k]!r}" for k in unknown)
     changes_model = [k for k in unknown if k in ck.meta.get("model_settings", ())]
@@ -229,7 +230,7 @@ def check_unknown_settings(ck) -> list:
             f"{ck.path} has settings that change its model and that this npgan does not "
             f"know: {', '.join(f'{k}={ck.config[k]!r}' for k in changes_model)}; it would "
             f"build another model than the one trained: use the npgan that wrote it")
-    if unknown:
+    if unknown and warn:
         warnings.warn(f"{ck.path} has settings this npgan does not know, and ignores: "
                       f"{shown} (a hand-edited checkpoint, or one written by a newer npgan)")
     return unknown
@@ -247,7 +248,7 @@ def resume_config(checkpoint, **given):
     """
     path = Path(checkpoint)
     ck = load_checkpoint(path)
-    saved = _saved_settings(ck)
+    saved = _saved_settings(ck, warn=False)                     # train() warns
     saved.update(out=str(path.parent), max_steps=None)
     unknown = sorted(set(given) - set(saved))
     if unknown:

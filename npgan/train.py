@@ -119,12 +119,14 @@ class _Run:
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
+        self.unknown_settings = {}      # a checkpoint's settings we do not know: kept as they are
         if resume is not None:
             self._resume(Path(resume))
 
     def _resume(self, path):
         ck = load_checkpoint(path)
         saved = _saved_settings(ck)
+        self.unknown_settings = {k: v for k, v in ck.config.items() if k not in saved}
         mine = self.config.to_dict()
         differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]]
         if differ:                                          # every difference, in one line
@@ -154,8 +156,9 @@ class _Run:
         extra = {"fixed_z": self.fixed_z}
         if self.order is not None:
             extra["order"] = self.order
-        meta = {"config": self.config.to_dict(), "step": self.step, "epoch": self.epoch,
-                "batch": self.batch, "rng": self.be.rng_state(),
+        meta = {"config": {**self.unknown_settings, **self.config.to_dict()},
+                "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "rng": self.be.rng_state(),
                 "model_settings": list(MODEL_SETTINGS)}     # see check_unknown_settings
         models = {"G": self.G, "D": self.D}
         if self.ema is not None:
