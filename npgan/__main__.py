@@ -129,10 +129,11 @@ def main(argv=None):
     s.add_argument("checkpoint")
     s.add_argument("-n", type=int, default=64,
                    help=f"number of images. They are made {BLOCK:,} at a time and a .npy is "
-                        f"written as they are made: about 10 MB of memory whatever n, and "
-                        f"{NPY_BYTES:,} bytes per image on disk (n = 1,000,000: 3.1 GB), "
-                        f"refused up front when the disk (or ulimit -f) has no room for "
-                        f"them; a .png grid shows at most {GRID_MAX:,}")
+                        f"written as they are made, so memory does not grow with n (one "
+                        f"block: 3 MB); on disk a .npy takes {NPY_BYTES:,} bytes per image "
+                        f"(n = 1,000,000: 3.1 GB), and n is refused up front when the disk "
+                        f"(or ulimit -f) has no room for them. A .png grid shows at most "
+                        f"{GRID_MAX:,}")
     s.add_argument("-o", "--output", required=True, help="FILE.npy or FILE.png")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])

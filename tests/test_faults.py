@@ -456,3 +456,42 @@ def test_feature_moments_in_blocks_equal_numpy_on_all_rows(sizes):
     np.testing.assert_allclose(moments.mean, x.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(moments.covariance(), np.cov(x, rowvar=False), rtol=1e-10,
                                atol=1e-10 * np.abs(np.cov(x, rowvar=False)).max())
+
+
+def test_npy_writer_leaves_nothing_after_an_error_or_ctrl_c(tmp_path):
+    from npgan.files import NpyWriter
+    out = tmp_path / "s.npy"
+    for fault in (KeyboardInterrupt, ValueError):
+        with pytest.raises(fault):
+            with NpyWriter(out, 4, 3) as writer:
+                writer.write(np.ones((2, 3), np.float32))
+                raise fault
+        assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="2 rows written, 4 promised"):
+        with NpyWriter(out, 4, 3) as writer:
+            writer.write(np.ones((2, 3), np.float32))
+    assert os.listdir(tmp_path) == []
+    with NpyWriter(out, 4, 3) as writer:
+        writer.write(np.arange(12, dtype=np.float32).reshape(4, 3))
+    assert np.array_equal(np.load(out), np.arange(12, dtype=np.float32).reshape(4, 3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,returncode", [(signal.SIGTERM, -signal.SIGTERM),
+                                               (signal.SIGINT, -signal.SIGINT)])
+def test_a_second_signal_stops_at_once(tmp_path, signum, returncode):
+    """Two signals in one step: no waiting for the step to end, no checkpoint."""
+    code = ("import os, sys\n"
+            "sys.path.insert(0, 'tests')\n"
+            "from test_faults import tiny\n"
+            "from npgan.train import train\n"
+            "def twice(run):\n"
+            "    if run.step == 5:\n"
+            f"        os.kill(os.getpid(), {int(signum)})\n"
+            f"        os.kill(os.getpid(), {int(signum)})\n"
+            f"train(tiny({str(tmp_path / 'run')!r}, epochs=1), on_step=twice, progress=False)\n")
+    result = cli("-c", code)
+    assert result.returncode == returncode, result.stderr
+    if signum == signal.SIGINT:
+        assert result.stderr.rstrip().endswith("KeyboardInterrupt")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
