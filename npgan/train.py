@@ -299,14 +299,14 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     sigma = 0.0                                        # instance noise of the last step
     flag = {"stop": False}
     lock = RunLock(run.out).acquire()          # FolderInUse if another run writes here
-    for path in remove_temporaries(run.out):   # left by a run killed while writing
-        warnings.warn(f"removed {path}, a temporary file left by a run killed while writing",
-                      stacklevel=2)
     old_handlers = _install_stop_handlers(flag)
     started, record, pending, evaluation = time.perf_counter(), None, [], None
     mode = "a" if resume is not None else "w"
     log(cfg.describe_loss())
     try:
+        for path in remove_temporaries(run.out):   # left by a run killed while writing
+            warnings.warn(f"removed {path}, a temporary file left by a run killed while "
+                          f"writing", stacklevel=2)
         with AppendLog(run.out / "metrics.jsonl", mode,
                        resume_step=run.step if resume is not None else None) as log_file:
             while run.epoch < cfg.epochs:
