@@ -125,23 +125,20 @@ class AppendLog:
         except OSError as err:
             raise as_write_error(err, self.path) from err
 
-    def write(self, text):
+    def _named(self, method, *args):
         try:
-            self.file.write(text)
+            return method(*args)
         except OSError as err:
             raise as_write_error(err, self.path) from err
+
+    def write(self, text):
+        self._named(self.file.write, text)
 
     def flush(self):
-        try:
-            self.file.flush()
-        except OSError as err:
-            raise as_write_error(err, self.path) from err
+        self._named(self.file.flush)
 
     def close(self):
-        try:
-            self.file.close()
-        except OSError as err:
-            raise as_write_error(err, self.path) from err
+        self._named(self.file.close)
 
     def __enter__(self):
         return self
