@@ -9,18 +9,24 @@
 A thin command line over npgan.train.train: every flag is a TrainConfig field. A
 resumed run takes its settings from the checkpoint (npgan.config.resume_config); only
 the flags typed on the command line change them, and only those that may change.
+Ctrl-C or SIGTERM saves a checkpoint, prints how to resume and exits with 130 or 143
+(128 + the signal); a full disk, or another run in the same --out, is one error line
+(exit code 1). What survives what: docs/faults.md.
 """
 import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
 from npgan.backend import BACKENDS, BackendError, keep_freed_host_memory
-from npgan.checkpoint import CheckpointError
+from npgan.checkpoint import CheckpointError, last_good
 from npgan.cli import plain_warnings
 from npgan.config import LOSS_DEFAULTS, ConfigError, TrainConfig, resume_config
 from npgan.data import DATASETS, DataError
+from npgan.files import WriteError, describe_write_error
 from npgan.losses import G_LOSSES, LOSSES
+from npgan.runlock import FolderInUse
 from npgan.train import TrainingDiverged, TrainingInterrupted, train
 
 DEFAULTS = TrainConfig()
@@ -126,6 +132,10 @@ def resumed_config(args, typed):
     return config, path
 
 
+def resume_hint(config):
+    return f"python examples/train_mnist.py --out {shlex.quote(str(config.out))} --resume"
+
+
 def main(argv=None):
     plain_warnings()                        # "warning: <message>", no source line under it
     args, typed = parse_args(argv)
@@ -143,14 +153,17 @@ def main(argv=None):
             if args.dry_run:
                 config = dataclasses.replace(config, log_every=1, max_steps=3)
         summary = train(config, resume=resume)
-    except (ConfigError, BackendError, DataError, CheckpointError) as err:
+    except (ConfigError, BackendError, DataError, CheckpointError, FolderInUse) as err:
         sys.exit(f"error: {err}")
     except TrainingDiverged as err:
         sys.exit(f"error: {err}")
-    except TrainingInterrupted as err:
-        print(f"\n{err}\nresume with: python examples/train_mnist.py "
-              f"--out {shlex.quote(str(config.out))} --resume")
-        sys.exit(130)
+    except WriteError as err:               # a full disk, a quota, ulimit -f: one line
+        sys.exit(f"error: {describe_write_error(err)}; nothing half-written was left; "
+                 f"{last_good(Path(config.out) / 'checkpoint.npz')}. Free some space (or "
+                 f"raise the limit), then resume with: {resume_hint(config)}")
+    except TrainingInterrupted as err:      # Ctrl-C (exit code 130) or SIGTERM (143)
+        print(f"\n{err}\nresume with: {resume_hint(config)}")
+        sys.exit(128 + err.signum)
     last = summary["last"] or {}
     if "wasserstein" in last:                   # a critic: no D(x), D(G(z)) probabilities
         from npgan.train import summarize

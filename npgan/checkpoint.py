@@ -13,20 +13,22 @@ Writing goes to a temporary file in the same folder, then os.replace(): a crash
 mid-write leaves the previous checkpoint intact. Reading uses allow_pickle=False,
 so a checkpoint cannot run code, and reads each array's header before its data: a
 corrupt or crafted header (a shape of 100000 x 100000, 37 GiB) is refused against the
-model built from the checkpoint's config before anything is allocated.
+model built from the checkpoint's config before anything is allocated. Weights or
+optimizer state holding NaN/inf are refused as they are read (Checkpoint.finite). A
+failed write (a full disk) raises npgan.files.WriteError naming the checkpoint.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from npgan.backend import host as np
 from npgan.backend import to_numpy
+from npgan.files import as_write_error, open_temporary
 
 npformat = np.lib.format          # the .npy header reader: shapes before data
 
@@ -68,18 +70,29 @@ def save_checkpoint(path, models: dict, optimizers: dict, meta: dict, extra: dic
     full_meta = dict(meta, format=FORMAT, optimizers=opt_meta,
                      architecture={k: architecture(m) for k, m in models.items()})
     arrays["meta"] = np.array(json.dumps(full_meta))          # a unicode array, not an object
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = open_temporary(path)                             # creates the folder
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)                                  # atomic on POSIX and Windows
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)                     # never leave a half file
+        if isinstance(err, OSError):                          # a full disk: name the file
+            raise as_write_error(err, path) from err
         raise
     return path
+
+
+def last_good(path) -> str:
+    """What survives a failed write, in words: 'the last good checkpoint, PATH (step N),
+    is intact', or that there is none yet."""
+    try:
+        step = load_checkpoint(path).meta["step"]
+    except CheckpointError:
+        return f"no checkpoint had been saved to {path} yet"
+    return f"the last good checkpoint, {path} (step {step}), is intact"
 
 
 def _expected_dtype(backend) -> str:
@@ -139,7 +152,22 @@ class Checkpoint:
         for key, target in targets:                  # every header first, then the data
             self.check(key, target.shape, _expected_dtype(backend))
         for key, target in targets:
-            target[...] = backend.asarray(self.arrays[key])
+            target[...] = backend.asarray(self.finite(key, f"{prefix}'s weights hold"))
+
+    def finite(self, key, whose):
+        """The array `key`, refused if it holds NaN or inf: a model that computes NaN
+        samples NaN images and trains no further. Training never saves such a file
+        (train.py checks first), so it was edited, or written by something else."""
+        a = self.arrays[key]
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            name = key.split("/", 1)[1]          # "0.W", "1.running_var", "m/0" (optimizers)
+            layer, _, param = name.rpartition(".")
+            where = f"in layer {layer} ({param}: " if layer else f"in {name} ("
+            raise CheckpointError(
+                f"{self.path}: {whose} NaN/inf {where}{bad} of {a.size} values); this "
+                f"checkpoint cannot be used: take an earlier one")
+        return a
 
     def restore_optimizer(self, prefix, opt, backend):
         info = self.meta["optimizers"][prefix]
@@ -152,7 +180,8 @@ class Checkpoint:
             for i, a in enumerate(arrays):
                 self.check(f"{prefix}/{key}/{i}", a.shape, _expected_dtype(backend))
         for key in opt._state_arrays():
-            state[key] = [backend.asarray(self.arrays[f"{prefix}/{key}/{i}"])
+            state[key] = [backend.asarray(self.finite(f"{prefix}/{key}/{i}",
+                                                      f"{prefix}'s state holds"))
                           for i in range(len(opt._state_arrays()[key]))]
         if "betas" in state["hyper"]:
             state["hyper"]["betas"] = tuple(state["hyper"]["betas"])

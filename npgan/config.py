@@ -10,14 +10,17 @@ A checkpoint keeps its run's settings (to_dict()). A resumed run may change only
 RESUME_CHANGEABLE: how long it runs, where it writes, how often it logs and evaluates,
 and the backend. resume_config builds the config that continues a saved run, and
 refuses, naming each, the settings that belong to the run (data, model, losses, ...).
+A setting the checkpoint has and TrainConfig does not is named in a warning, or refused
+where it changes the model (MODEL_SETTINGS, check_unknown_settings).
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from npgan.checkpoint import load_checkpoint
+from npgan.checkpoint import CheckpointError, load_checkpoint
 from npgan.data import DATASETS
 from npgan.losses import G_LOSSES, LOSSES
 from npgan.noise import PRIORS
@@ -44,6 +47,11 @@ NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 c
 # architecture, losses, optimizer, batch, seed) belongs to the run and stays.
 RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every", "eval_n",
                      "max_steps", "backend", "threads", "reference")
+# the settings that decide what G and D compute (build_models) and what G is fed. A
+# checkpoint lists them (meta "model_settings"), so that an older npgan, which does not
+# know a setting a newer one added here, can tell that it would build another model.
+MODEL_SETTINGS = ("model", "conditional", "spectral_norm", "latent_dim", "prior", "g_hidden",
+                  "d_hidden", "base_channels", "loss", "dtype")
 
 
 class ConfigError(ValueError):
@@ -228,10 +236,33 @@ DEFAULTS = TrainConfig()
 DEFAULT_G_LOSS = DEFAULTS.g_loss
 
 
-def saved_settings(ck) -> dict:
+def saved_settings(ck, warn=True) -> dict:
     """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
-    older checkpoint lacks has its default."""
+    older checkpoint lacks has its default (unknown ones: check_unknown_settings)."""
+    check_unknown_settings(ck, warn)
     return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
+
+
+def check_unknown_settings(ck, warn=True) -> list:
+    """The names of the checkpoint's settings that TrainConfig does not have (a hand-
+    edited checkpoint, or one written by a newer npgan). We warn and ignore them,
+    unless the checkpoint lists one among its model_settings (what changes G or D):
+    then this npgan would build another model than the one trained, and we refuse.
+    An unknown setting that changes the weights' shapes is also refused, later, by
+    Checkpoint.restore_model's architecture check. warn=False: refuse, but say nothing
+    (resume_config, whose config train() then resumes with, and warns about, once)."""
+    unknown = sorted(set(ck.config) - set(DEFAULTS.to_dict()))
+    shown = ", ".join(f"{k}={ck.config[k]!r}" for k in unknown)
+    changes_model = [k for k in unknown if k in ck.meta.get("model_settings", ())]
+    if changes_model:
+        raise CheckpointError(
+            f"{ck.path} has settings that change its model and that this npgan does not "
+            f"know: {', '.join(f'{k}={ck.config[k]!r}' for k in changes_model)}; it would "
+            f"build another model than the one trained: use the npgan that wrote it")
+    if unknown and warn:
+        warnings.warn(f"{ck.path} has settings this npgan does not know, and ignores: "
+                      f"{shown} (a hand-edited checkpoint, or one written by a newer npgan)")
+    return unknown
 
 
 def resume_config(checkpoint, **given):
@@ -246,7 +277,7 @@ def resume_config(checkpoint, **given):
     """
     path = Path(checkpoint)
     ck = load_checkpoint(path)
-    saved = saved_settings(ck)
+    saved = saved_settings(ck, warn=False)                      # train() warns
     saved.update(out=str(path.parent), max_steps=None)
     unknown = sorted(set(given) - set(saved))
     if unknown:

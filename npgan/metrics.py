@@ -25,7 +25,9 @@ One number cannot rank generators: Frechet mixes realism and coverage in one val
 precision and recall keep them apart. Read them together.
 reference: https://arxiv.org/abs/1706.08500, https://arxiv.org/abs/1904.06991
 
-Statistics are computed on the host in float64; the networks run on the backend.
+Statistics are computed on the host in float64; the networks run on the backend. The
+samples are classified a batch at a time and only their statistics kept (SampleTally),
+so memory does not grow with their number beyond the reference set's size.
 """
 from __future__ import annotations
 
@@ -43,6 +45,38 @@ def gaussian_stats(features):
     """Mean (H,) and covariance (H, H) of features (N, H), in float64 on the host."""
     f = np.asarray(features, dtype=np.float64)
     return np.mean(f, axis=0), np.cov(f, rowvar=False)
+
+
+class FeatureMoments:
+    """Mean (H,) and covariance (H, H) of feature rows (b, H) that arrive in blocks, in
+    float64 on the host: any number of rows, in O(H^2) memory. Each block's mean and
+    scatter M2 = sum (x - mean)(x - mean)^T are merged into the running ones
+    (Chan, Golub & LeVeque's pairwise update, stable where sum x x^T - n mean mean^T
+    would cancel):
+        delta = mean_b - mean_a,   n = n_a + n_b
+        mean  = mean_a + delta n_b / n,   M2 = M2_a + M2_b + delta delta^T n_a n_b / n
+        covariance = M2 / (n - 1)                  (np.cov's normalization)
+    reference: https://en.wikipedia.org/wiki/Algorithms_for_calculating_variance
+    """
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def add(self, features):
+        f = np.asarray(features, dtype=np.float64)                  # (b, H)
+        b, mean_b = len(f), np.mean(f, axis=0)                      # (H,)
+        centered = f - mean_b
+        m2_b = centered.T @ centered                                # (H, b) @ (b, H) -> (H, H)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = b, mean_b, m2_b
+            return
+        n, delta = self.n + b, mean_b - self.mean
+        self.mean = self.mean + delta * (b / n)
+        self.m2 = self.m2 + m2_b + np.outer(delta, delta) * (self.n * b / n)
+        self.n = n
+
+    def covariance(self):
+        return self.m2 / (self.n - 1)
 
 
 def sqrt_psd(S):
@@ -213,59 +247,104 @@ def evaluate_images(images, backend, dataset, classifier=None, reference=None) -
     """
     model = classifier if classifier is not None else load_or_train_classifier(dataset, backend)
     ref = reference if reference is not None else reference_statistics(model, backend, dataset)
-    return _summarize(*classify(model, _device_batches(images)), ref, dataset)
+    tally = SampleTally(keep=len(ref["train_feats"]))
+    for x in _device_batches(images):
+        tally.add(model, x)
+    return tally.summary(ref, dataset)
 
 
-def _summarize(probs, feats, ref, dataset) -> dict:
-    if ref["dataset"] != dataset:
-        raise ValueError(f"the reference statistics are of {ref['dataset']!r}, not {dataset!r}")
-    mu, sigma = gaussian_stats(feats)
-    m = min(len(feats), len(ref["train_feats"]))       # equal numbers of real and generated
-    precision, recall = precision_recall(ref["train_feats"][:m], feats[:m], ref["k"])
-    return {"dataset": dataset, "n": len(probs), **class_statistics(probs),
-            "frechet": frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
-            "frechet_floor": ref["floor"], "n_real": ref["n_real"],
-            "precision": precision, "recall": recall, "n_pr": m,
-            "precision_floor": ref["precision_floor"], "recall_floor": ref["recall_floor"],
-            "n_pr_floor": ref["n_pr_floor"]}
+class SampleTally:
+    """What the metrics need of the samples, gathered a batch at a time, so that memory
+    does not grow with their number: the class counts and summed max-softmax
+    (class_statistics), the features' mean and covariance (FeatureMoments, for the
+    Frechet distance), and the first `keep` feature rows (precision and recall compare
+    as many samples as real images: keep = their number). With `wanted` labels, the
+    count of samples classified as the class they were asked for."""
+
+    def __init__(self, keep):
+        self.keep, self.kept, self.moments = keep, [], FeatureMoments()
+        self.counts, self.max_prob, self.agree = None, 0.0, 0
+
+    def add(self, model, x, wanted=None):
+        """Classify device images x (b, P); wanted: their requested classes, host (b,)."""
+        logits, f = logits_and_features(model, x)                     # (b, K), (b, H)
+        probs = _softmax(to_numpy(logits))                             # one host transfer
+        feats = np.asarray(to_numpy(f), dtype=np.float64)
+        predicted = np.argmax(probs, axis=1)                           # (b,)
+        counts = np.bincount(predicted, minlength=probs.shape[1])
+        self.counts = counts if self.counts is None else self.counts + counts
+        self.max_prob += float(np.sum(np.max(probs, axis=1)))
+        self.moments.add(feats)
+        room = self.keep - sum(len(k) for k in self.kept)
+        if room > 0:
+            self.kept.append(feats[:room])
+        if wanted is not None:
+            self.agree += int(np.sum(predicted == wanted))
+
+    def summary(self, ref, dataset) -> dict:
+        if ref["dataset"] != dataset:
+            raise ValueError(f"the reference statistics are of {ref['dataset']!r}, not {dataset!r}")
+        n = self.moments.n
+        histogram = self.counts / n                                    # (K,)
+        feats = np.concatenate(self.kept)                              # (m, H)
+        m = len(feats)                                 # equal numbers of real and generated
+        precision, recall = precision_recall(ref["train_feats"][:m], feats, ref["k"])
+        return {"dataset": dataset, "n": n, "histogram": histogram.tolist(),
+                "classes_covered": int(np.sum(histogram >= COVERED_FRACTION)),
+                "kl_uniform": kl_from_uniform(histogram), "confidence": self.max_prob / n,
+                "frechet": frechet_distance(self.moments.mean, self.moments.covariance(),
+                                            ref["mu"], ref["sigma"]),
+                "frechet_floor": ref["floor"], "n_real": ref["n_real"],
+                "precision": precision, "recall": recall, "n_pr": m,
+                "precision_floor": ref["precision_floor"], "recall_floor": ref["recall_floor"],
+                "n_pr_floor": ref["n_pr_floor"]}
+
+
+Z_BLOCK = 10_000    # z is drawn this many rows at a time: any n fits in memory
 
 
 def evaluate_generator(G, backend, dataset, n=10000, seed=0, classifier=None,
-                       reference=None, latent_dim=None, batch_size=1000, prior="normal") -> dict:
+                       reference=None, latent_dim=None, batch_size=1000, prior="normal",
+                       progress=False) -> dict:
     """The metrics of evaluate_images for n samples of G, from noise z ~ N(0, I) (or
     U(-1, 1) with prior='uniform', as G was trained: noise.sample_z) drawn with its own
     `seed`: the same z at every call, so evaluations differ only because G did. G runs
     in eval mode and is put back in the mode it was in; latent_dim defaults to the
     input width of G's first layer. A conditional G is asked for every
     class in turn (0, 1, ..., 9, 0, ...), and the result has its label_agreement.
+    Memory does not grow with n beyond the reference's size (SampleTally); z comes in
+    blocks of Z_BLOCK rows, so the samples do not depend on batch_size. progress: a
+    progress bar with the time left (tqdm).
     """
-    from npgan.conditional import balanced_labels, is_conditional
+    from tqdm.auto import tqdm
+
+    from npgan.conditional import is_conditional
     model = classifier if classifier is not None else load_or_train_classifier(dataset, backend)
     ref = reference if reference is not None else reference_statistics(model, backend, dataset)
     conditional = is_conditional(G)
     c = G.num_classes if conditional else 0
     latent_dim = latent_dim if latent_dim is not None else G[0].in_features - c
-    # all of z in one draw, so the samples do not depend on batch_size
-    z = sample_z(reseeded(backend, seed), n, latent_dim, prior)         # (n, Z)
-    wanted = balanced_labels(n, c) if conditional else None           # host (n,)
-
-    def samples():                       # batch by batch: one batch of images alive at a time
-        for start in range(0, n, batch_size):
-            zb = z[start:min(start + batch_size, n), ...]
-            if conditional:
-                yield G.forward(zb, backend.asarray(wanted[start:start + zb.shape[0]]))
-            else:
-                yield G.forward(zb)
-
+    rng = reseeded(backend, seed)
+    tally = SampleTally(keep=len(ref["train_feats"]))
     was_training = G.training
     G.eval()
     try:
-        probs, feats = classify(model, samples())
+        with tqdm(total=n, unit="sample", disable=not progress, leave=False) as bar:
+            for block in range(0, n, Z_BLOCK):
+                z = sample_z(rng, min(Z_BLOCK, n - block), latent_dim, prior)   # (<= Z_BLOCK, Z)
+                for start in range(0, z.shape[0], batch_size):
+                    zb = z[start:min(start + batch_size, z.shape[0]), ...]     # (b, Z)
+                    # every class in turn: 0, 1, ..., c - 1, 0, ... (conditional.balanced_labels)
+                    wanted = (np.arange(block + start, block + start + zb.shape[0]) % c
+                              if conditional else None)                      # host (b,)
+                    x = G.forward(zb, backend.asarray(wanted)) if conditional else G.forward(zb)
+                    tally.add(model, x, wanted)
+                    bar.update(zb.shape[0])
     finally:
         G.train(was_training)
-    result = _summarize(probs, feats, ref, dataset)
+    result = tally.summary(ref, dataset)
     if conditional:
-        result["label_agreement"] = float(np.mean(np.argmax(probs, axis=1) == wanted))
+        result["label_agreement"] = tally.agree / n
     return result
 
 

@@ -10,7 +10,7 @@ import dataclasses
 
 from npgan.backend import get_backend, host
 from npgan.checkpoint import load_checkpoint
-from npgan.config import NUM_CLASSES, TrainConfig
+from npgan.config import NUM_CLASSES, TrainConfig, check_unknown_settings
 from npgan.fast import accelerate
 from npgan.gan import build_discriminator, build_generator
 from npgan.noise import sample_z
@@ -44,6 +44,7 @@ def load_generator(path, backend="numpy", seed=0, raw=False):
     """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config).
     If the run kept an EMA of G's weights, that average is returned unless raw=True."""
     ck = load_checkpoint(path)
+    check_unknown_settings(ck)                  # warns, or refuses a model it cannot build
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                             for k, v in ck.config.items() if k in fields})

@@ -2,14 +2,18 @@
 
 Headless by construction: we draw on matplotlib's Agg canvas directly (no pyplot,
 no global backend switch), and write GIFs with Pillow, which matplotlib depends on.
+A picture is made in memory and written atomically (npgan.files): a full disk leaves
+the previous picture, or none, never half of one.
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 from npgan.backend import host as np
 from npgan.backend import to_numpy
+from npgan.files import write_atomically
 
 
 def image_grid(images, nrow=None, side=28, pad=2):
@@ -36,9 +40,9 @@ def save_grid(images, path, nrow=None, scale=2):
     img = Image.fromarray(grid, mode="L")
     if scale > 1:
         img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return Path(path)
+    png = io.BytesIO()
+    img.save(png, format="PNG")
+    return write_atomically(path, png.getvalue())        # the whole PNG, or none
 
 
 def save_gif(png_paths, path, ms_per_frame=300):
@@ -48,9 +52,10 @@ def save_gif(png_paths, path, ms_per_frame=300):
     frames = [Image.open(p).convert("L") for p in png_paths]
     if not frames:
         return None
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame,
-                   loop=0)
-    return Path(path)
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=ms_per_frame, loop=0)
+    return write_atomically(path, gif.getvalue())
 
 
 def plot_curves(records, path):
@@ -81,8 +86,9 @@ def plot_curves(records, path):
         right.set_title("discriminator")
         right.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    return Path(path)
+    picture = io.BytesIO()
+    fig.savefig(picture, format=Path(path).suffix.lstrip(".") or "png")
+    return write_atomically(path, picture.getvalue())
 
 
 def _critic_panel(ax, steps, records):

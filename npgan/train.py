@@ -5,8 +5,9 @@ The lesson lives in gan.py; this module is the plumbing around it:
     read in ONE host transfer, checked for NaN/inf, and appended to metrics.jsonl;
   * every epoch: a sample grid from a fixed noise batch, and a checkpoint;
   * at the end: an animated GIF of the grids and a plot of the curves;
-  * Ctrl-C finishes the current step, saves a checkpoint and stops; `resume` continues
-    so exactly that the result equals an uninterrupted run (NumPy backend).
+  * Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and stops; `resume`
+    continues so exactly that the result equals an uninterrupted run (NumPy backend);
+  * one run per output folder (npgan.runlock); what else a run survives: docs/faults.md.
 What a run does is a TrainConfig (npgan/config.py); its G and D come from npgan/models.py.
 """
 from __future__ import annotations
@@ -24,16 +25,18 @@ from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 # the settings of a run live in npgan.config, its models in npgan.models; their
 # public names are re-exported here, so `from npgan.train import TrainConfig` works
-from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODELS, NUM_CLASSES, OPTIMIZERS,
-                          RESUME_CHANGEABLE, ConfigError, TrainConfig, resume_config,
-                          saved_settings)
+from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODEL_SETTINGS, MODELS, NUM_CLASSES,
+                          OPTIMIZERS, RESUME_CHANGEABLE, ConfigError, TrainConfig,
+                          resume_config, saved_settings)
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
 from npgan.fast import accelerate
+from npgan.files import AppendLog, remove_temporaries
 from npgan.gan import StepSettings, train_step
 from npgan.models import build_models, generate, load_generator
 from npgan.noise import instance_noise_sigma, sample_z
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
+from npgan.runlock import RunLock
 from npgan.threads import limit_threads
 
 
@@ -42,11 +45,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the run stopped after a checkpoint was saved (see .checkpoint)."""
+    """Ctrl-C or SIGTERM: the run stopped after a checkpoint was saved (see .checkpoint);
+    .signum is the signal (signal.SIGINT or signal.SIGTERM)."""
 
-    def __init__(self, message, checkpoint):
+    def __init__(self, message, checkpoint, signum=signal.SIGINT):
         super().__init__(message)
-        self.checkpoint = checkpoint
+        self.checkpoint, self.signum = checkpoint, signum
 
 
 def _check_writable(folder: Path):
@@ -124,12 +128,14 @@ class _Run:
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
+        self.unknown_settings = {}      # a checkpoint's settings we do not know: kept as they are
         if resume is not None:
             self._resume(Path(resume))
 
     def _resume(self, path):
         ck = load_checkpoint(path)
         saved = saved_settings(ck)
+        self.unknown_settings = {k: v for k, v in ck.config.items() if k not in saved}
         mine = self.config.to_dict()
         differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]]
         if differ:                                          # every difference, in one line
@@ -189,8 +195,10 @@ class _Run:
         extra = {"fixed_z": self.fixed_z}
         if self.order is not None:
             extra["order"] = self.order
-        meta = {"config": self.config.to_dict(), "step": self.step, "epoch": self.epoch,
-                "batch": self.batch, "rng": self.be.rng_state()}
+        meta = {"config": {**self.unknown_settings, **self.config.to_dict()},
+                "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "rng": self.be.rng_state(),
+                "model_settings": list(MODEL_SETTINGS)}     # see check_unknown_settings
         models = {"G": self.G, "D": self.D}
         if self.ema is not None:
             models["G_ema"] = self.ema.shadow
@@ -279,18 +287,32 @@ class _Run:
         return record
 
 
-def _install_sigint(flag):
-    """Ctrl-C sets flag['stop'] (the loop stops after the current step); a second
-    Ctrl-C interrupts at once. Only possible in the main thread."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # Ctrl-C; docker stop, systemd, Slurm, timeout
+
+
+def _install_stop_handlers(flag):
+    """Ctrl-C or SIGTERM sets flag['stop'] to the signal (the loop stops after the
+    current step and saves); a second one stops at once: KeyboardInterrupt for Ctrl-C,
+    the default action (death) for SIGTERM. Only possible in the main thread.
+    Returns {signal: previous handler}, for _restore_handlers."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame):
-        if flag["stop"]:
+        if not flag["stop"]:
+            flag["stop"] = signum
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
-    return signal.signal(signal.SIGINT, handler)
+    return {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+
+
+def _restore_handlers(previous):
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=None) -> dict:
@@ -311,11 +333,16 @@ def _train(config, resume, progress, on_step, log) -> dict:
     _warn_if_busy(run.be)
     log = log or (tqdm.write if progress else (lambda line: None))
     flag = {"stop": False}
-    old_handler = _install_sigint(flag)
+    lock = RunLock(run.out).acquire()          # FolderInUse if another run writes here
+    old_handlers = _install_stop_handlers(flag)
     started, record, evaluation = time.perf_counter(), None, None
     log(config.describe_loss())
     try:
-        with open(run.out / "metrics.jsonl", "a" if resume is not None else "w") as log_file:
+        for path in remove_temporaries(run.out):   # left by a run killed while writing
+            warnings.warn(f"removed {path}, a temporary file left by a run killed while "
+                          f"writing", stacklevel=2)
+        with AppendLog(run.out / "metrics.jsonl", "a" if resume is not None else "w",
+                       resume_step=run.step if resume is not None else None) as log_file:
             while run.epoch < config.epochs:
                 record = _train_epoch(run, log_file, flag, on_step, progress) or record
                 if run.stopping(flag):
@@ -324,10 +351,10 @@ def _train(config, resume, progress, on_step, log) -> dict:
                 evaluation = _end_epoch(run, log_file, evaluation, log)
                 if record is not None:
                     log(_epoch_line(run, record, time.perf_counter() - started))
+        return _finish(run, record, time.perf_counter() - started, evaluation)
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    return _finish(run, record, time.perf_counter() - started, evaluation)
+        _restore_handlers(old_handlers)
+        lock.release()
 
 
 def _warn_if_busy(be):
@@ -371,12 +398,13 @@ def _train_epoch(run, log_file, flag, on_step, progress):
 
 
 def _stop(run, flag):
-    """A stop before the epoch's end: checkpoint; after a Ctrl-C, TrainingInterrupted."""
+    """A stop before the epoch's end: checkpoint; after Ctrl-C or SIGTERM, TrainingInterrupted."""
     run.save_checked(f"by step {run.step}")
     if flag["stop"]:
+        name = "Ctrl-C" if flag["stop"] == signal.SIGINT else "SIGTERM"
         raise TrainingInterrupted(
-            f"interrupted at step {run.step}; checkpoint saved to "
-            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path)
+            f"interrupted at step {run.step} ({name}); checkpoint saved to "
+            f"{run.checkpoint_path} (continue with resume)", run.checkpoint_path, flag["stop"])
 
 
 def _end_epoch(run, log_file, evaluation, log):

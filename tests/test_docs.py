@@ -121,3 +121,21 @@ def test_the_front_page_links_the_results_and_the_patterns_can_fail():
     assert HTML_IMAGE.findall('<img src="a/b.png" width="3">') == ["a/b.png"]
     assert MD_LINK.findall("see [x](docs/y.md#part) and [z](https://q/r.md)") == [
         "docs/y.md", "https://q/r.md"]
+
+
+def test_every_promise_of_the_faults_doc_names_its_test():
+    """docs/faults.md: each fault (a section) names at least one test that produces it,
+    and the faults of issue 26 are all there. That the named tests exist is checked by
+    test_every_code_reference_exists above."""
+    faults = ROOT / "docs" / "faults.md"
+    assert faults in DOCS
+    sections = re.split(r"^## ", faults.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]
+    titles = [s.splitlines()[0] for s in sections]
+    for fault in ("kill -9", "Ctrl-C", "SIGTERM", "full disk", "Two runs", "hostile",
+                  "NaN", "does not know", "billion"):
+        assert any(fault in t for t in titles), (fault, titles)
+    for title, text in zip(titles, sections):
+        tests = [(rel, name) for rel, name in REFERENCE.findall(text)
+                 if rel.startswith("tests/") and name.startswith("test_")]
+        assert tests, f"docs/faults.md, '{title}': no test named"
+    assert "docs/faults.md" in (ROOT / "README.md").read_text(encoding="utf-8")
