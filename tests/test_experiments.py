@@ -107,6 +107,7 @@ def test_median_seed_and_the_table():
 
 
 # ------------------------------------------------------------- the script, tiny
+@pytest.mark.slow
 def test_compare_settings_script_end_to_end(tmp_path):
     """Two settings that share their runs (raw G and its EMA), 2 seeds, 3 steps each:
     the script trains 2 runs, evaluates, writes the table and the grids; run again, it
