@@ -6,7 +6,7 @@ alone, so a run that passes passes again, and a failure is not replayed from
 
     default    30 examples, derandomized (the README's test command, CI)
     thorough   300 examples, derandomized
-    explore    30 examples from a random (or given) seed, saved failures replayed first:
+    explore    100 examples from a random (or given) seed, saved failures replayed first:
                HYPOTHESIS_PROFILE=explore pytest -q --hypothesis-seed=7 tests/test_conv.py
 
 Tests that scale their own count (`FEW = settings.default.max_examples // 4`) follow
@@ -29,7 +29,7 @@ settings.register_profile("default", max_examples=30, derandomize=True, **_quiet
 settings.register_profile("ci", parent=settings.get_profile("default"))   # the same
 settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=300)
 settings.register_profile(
-    "explore", max_examples=30, derandomize=False, print_blob=True,
+    "explore", max_examples=100, derandomize=False, print_blob=True,
     database=DirectoryBasedExampleDatabase(".hypothesis/examples"), **_quiet)
 
 _profile = os.environ.get("HYPOTHESIS_PROFILE", "default")
