@@ -32,6 +32,7 @@ def strip_config(checkpoint, keys):
 
 
 # ------------------------------------------------------------------ TTUR
+@pytest.mark.slow
 def test_each_optimizer_uses_its_own_learning_rate_and_a_resumed_run_keeps_them(tmp_path):
     rates = []
     record = lambda run: rates.append((run.opt_d.hyper["lr"], run.opt_g.hyper["lr"]))  # noqa: E731
