@@ -18,8 +18,8 @@ _CUPY_REASON = cupy_status()
 _REQUIRE_CUDA = os.environ.get("NPGAN_REQUIRE_CUDA") == "1"
 
 
-def _spec_param(name, device=None):
-    marks = []
+def _spec_param(name, device=None, slow=False):
+    marks = [pytest.mark.slow] if slow else []
     if name == "cupy" and _CUPY_REASON is not None and not _REQUIRE_CUDA:
         marks.append(pytest.mark.skip(reason=f"CuPy backend not usable here: {_CUPY_REASON}"))
     label = name if device is None else f"{name}:{device}"
@@ -34,6 +34,15 @@ FLOAT64_SPECS = [
 ]
 # every backend, for float32 behaviour
 ALL_SPECS = FLOAT64_SPECS + [_spec_param("array-api-strict", "no_float64")]
+# FLOAT64_SPECS with the array-api-strict case run by the slow step (.ci/run), for the
+# central-difference checks that take seconds there: its checked indexing makes each
+# x[i] = ... of the difference loop 10-30x slower than NumPy's. The fast tests still run
+# every layer on device1 (test_layers, test_conv, test_dcgan, ...).
+FLOAT64_SPECS_STRICT_SLOW = [
+    _spec_param("numpy"),
+    _spec_param("cupy"),
+    _spec_param("array-api-strict", "device1", slow=True),
+]
 
 
 def make_backend(spec, dtype="float32", seed=0):

@@ -75,6 +75,7 @@ def test_cupy_with_zero_devices(monkeypatch):
         get_backend("cupy")
 
 
+@pytest.mark.slow
 def test_importing_npgan_and_using_numpy_never_imports_cupy():
     code = ("import sys, npgan; be = npgan.get_backend('numpy');"
             "G = npgan.build_generator(be); G.forward(be.randn((2, 100)));"

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+# every test here starts a benchmark script as a process: the slow step of .ci/run runs them
+pytestmark = pytest.mark.slow
 
 
 def run(*args):

@@ -172,6 +172,7 @@ def test_a_header_that_disagrees_with_the_model_is_refused_before_reading(tmp_pa
         ck.extra("fixed_z", shape=(3, 4))
 
 
+@pytest.mark.slow
 def test_sample_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
     """The command a user runs, with 4 GiB of address space: before the fix it tried
     to allocate 37 GiB and ended in a MemoryError traceback."""

@@ -13,7 +13,7 @@ from npgan import classifier as clf
 from npgan.data import DataError, load_dataset
 from npgan.gradcheck import compare
 from npgan.losses import softmax_cross_entropy
-from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 
 logit_values = {"min_value": -8.0, "max_value": 8.0, "allow_nan": False}
 
@@ -67,7 +67,7 @@ def test_softmax_cross_entropy_keeps_float32(spec):
 
 
 # ----------------------------------------------------------------------- the model
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 def test_classifier_gradients_vjp_and_through_the_loss(spec):
     be = make_backend(spec, "float64", seed=2)
     model = clf.build_classifier(be, channels=(2, 3), hidden=4, n_classes=3, side=8)

@@ -2,14 +2,14 @@
 with a naive loop implementation (and torch, when installed), dtype, init and misuse errors."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from npgan import assert_gradients_ok, check_layer, get_backend
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape, col2im, im2col
 from npgan.fast import conv as fast_conv
-from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 
 # the float64 checks on array-api-strict are slow: a fraction of the profile's examples
 # (30 by default, 300 with HYPOTHESIS_PROFILE=thorough)
@@ -110,7 +110,7 @@ def out_shape(case, transpose):
 
 
 # ------------------------------------------------------------------ VJP checks
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("transpose", [False, True], ids=["Conv2d", "ConvTranspose2d"])
 @settings(max_examples=FEW)
 @given(data=st.data())
@@ -188,6 +188,7 @@ def test_the_reference_loops_can_tell_a_wrong_layout():
 
 
 @given(case=conv_case())
+@example(case=(2, 2, 1, 4, 1, 2, 0, 3, 2))      # failed with rtol=1e-12 on the sum
 def test_col2im_is_the_adjoint_of_im2col(case):
     """<im2col(x), c> == <x, col2im(c)>: the identity that makes col2im the gradient."""
     B, c_in, _, k, s, p, _, H, W = case
@@ -197,7 +198,11 @@ def test_col2im_is_the_adjoint_of_im2col(case):
     c = be.randn(cols.shape)
     lhs = np.sum(cols * c)
     rhs = np.sum(x * col2im(c, x.shape, k, s, p))
-    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    # Both sides add the same products x[j] * c[i], in other orders, so they differ by
+    # rounding on the scale of sum |x[j] * c[i]|, not of the sum (which can cancel to
+    # ~0: case (2, 2, 1, 4, 1, 2, 0, 3, 2) differed by 2.7e-15 on -0.000927).
+    scale = np.sum(np.abs(cols * c))
+    assert abs(lhs - rhs) <= 16 * np.finfo(np.float64).eps * scale, (lhs, rhs, scale)
 
 
 def test_conv_transpose_is_the_input_gradient_of_conv():

@@ -32,6 +32,7 @@ def strip_config(checkpoint, keys):
 
 
 # ------------------------------------------------------------------ TTUR
+@pytest.mark.slow
 def test_each_optimizer_uses_its_own_learning_rate_and_a_resumed_run_keeps_them(tmp_path):
     rates = []
     record = lambda run: rates.append((run.opt_d.hyper["lr"], run.opt_g.hyper["lr"]))  # noqa: E731
@@ -80,6 +81,7 @@ def test_learning_rates_default_to_lr_and_must_be_positive(tmp_path):
 NEW_KEYS = ("lr_d", "lr_g", "instance_noise", "spectral_norm", "prior")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_the_new_settings_loads_with_the_defaults(tmp_path):
     train(tiny(tmp_path, max_steps=2), progress=False)
     checkpoint = tmp_path / "run" / "checkpoint.npz"
@@ -134,6 +136,7 @@ def test_noisy_updates_have_the_gradients_of_the_noisy_losses(spec):
         assert all(r.ok for r in reports) == ok, "\n".join(map(str, reports))
 
 
+@pytest.mark.slow
 def test_instance_noise_is_logged_reaches_zero_and_resumes_exactly(tmp_path):
     full = train(tiny(tmp_path / "a", instance_noise=0.3), progress=False)
     records = [json.loads(line) for line in
@@ -161,6 +164,7 @@ def test_instance_noise_must_be_a_small_non_negative_sigma(tmp_path):
 
 
 # ------------------------------------------------------------------ spectral normalization
+@pytest.mark.slow
 def test_spectral_norm_trains_checkpoints_u_and_resumes_exactly(tmp_path):
     full = train(tiny(tmp_path / "a", spectral_norm=True), progress=False)
     first = train(tiny(tmp_path / "b", spectral_norm=True, max_steps=45), progress=False)
@@ -244,6 +248,7 @@ def test_sample_and_evaluate_draw_from_the_checkpoints_prior(tmp_path, monkeypat
     assert calls[0]["prior"] == "uniform"
 
 
+@pytest.mark.slow
 def test_evaluate_generator_feeds_g_the_prior_it_is_given():
     from npgan.classifier import load_or_train_classifier
     from npgan.metrics import evaluate_generator, reference_statistics

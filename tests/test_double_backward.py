@@ -21,7 +21,7 @@ from npgan.layers import has_double_backward
 from npgan.losses import gradient_penalty
 from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
 from npgan.wgan import penalty_backward
-from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 
 KINK_GAP = 1e-3     # LeakyReLU inputs stay this far from 0 (the finite difference step: 1e-6)
 FEW = max(4, settings.default.max_examples // 3)   # the conv cases are the slow ones
@@ -105,7 +105,7 @@ def test_leaky_relu_double_backward(spec, make, data):
     assert_gradients_ok(check_double_backward(make(), be.asarray(x), dout, g))
 
 
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @settings(max_examples=FEW)
 @given(data=st.data())
 def test_conv2d_double_backward(spec, data):
@@ -159,7 +159,7 @@ def test_conditional_double_backward_sees_only_the_image_part(spec, planes):
 
 
 # ------------------------------------------------------------------ whole critics
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @given(data=st.data())
 def test_mlp_critic_penalty_gradients(spec, data):
     """Linear + LeakyReLU critics of random depth and width: dP/dtheta for every weight
@@ -195,7 +195,7 @@ def test_conv_critic_penalty_gradients(spec, data):
     check_penalty_gradients(D, x_hat, 10.0, rtol=1e-4, atol=1e-8)
 
 
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_conditional_critic_penalty_gradients(spec, model):
     C = 3

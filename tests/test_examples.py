@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# every test here starts the scripts as processes: the slow step of .ci/run runs them
+pytestmark = pytest.mark.slow
 
 
 def run(*args, cwd=ROOT):

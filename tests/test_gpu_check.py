@@ -11,6 +11,7 @@ from npgan.backend import cupy_status
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cupy_status() is None, reason="a GPU is usable here: run the script itself")
 def test_without_a_gpu_it_says_so_first_runs_info_and_exits_nonzero(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--out", str(tmp_path)],
@@ -55,6 +56,7 @@ def test_the_parity_step_on_a_cpu_stand_in(gpu_check, tmp_path, monkeypatch):
     assert check.verdicts[-1][1].startswith("FAILED: D.0.W, D.0.b")
 
 
+@pytest.mark.slow
 def test_the_sync_count_step_on_a_cpu_stand_in(gpu_check, tmp_path, monkeypatch):
     """Step 4 with device1 (it refuses implicit conversion to NumPy, as CuPy does) in
     CuPy's place: no transfer inside train_step, one per logging interval in train."""

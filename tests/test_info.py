@@ -5,6 +5,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 from npgan import info as info_module
 from npgan.backend import cupy_info
 from tests.test_cupy_api import real_cupy
@@ -12,6 +14,7 @@ from tests.test_cupy_api import real_cupy
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_info_prints_one_screen_of_what_matters(tmp_path):
     result = subprocess.run([sys.executable, "-m", "npgan", "info"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120,
@@ -26,6 +29,7 @@ def test_info_prints_one_screen_of_what_matters(tmp_path):
     assert "mnist: not cached" in result.stdout and "BLAS: " in result.stdout
 
 
+@pytest.mark.slow
 def test_info_without_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)          # `import cupy` now fails
     info = info_module.collect()

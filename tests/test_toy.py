@@ -79,6 +79,7 @@ def test_unknown_shape_is_an_error():
 
 
 # ------------------------------------------------------------------ the training
+@pytest.mark.slow
 def test_training_covers_the_ring_and_the_frozen_generator_does_not():
     """End to end: the standard train_step covers >= 6 of 8 modes; the same run without
     G's update (G stays at its initialization) must fail that bar, so the bar can fail."""

@@ -105,10 +105,10 @@ def test_bad_mixtures_are_refused_with_a_message(args, message):
 
 def test_kde_uses_scotts_bandwidth_and_recovers_a_gaussian():
     rng = np.random.default_rng(0)
-    s = rng.standard_normal(20_000)
+    s = rng.standard_normal(5_000)        # JSD ~4e-4 (2e-4 with 20,000 samples, 6x slower)
     x = np.linspace(-6.0, 6.0, 2001)
     p_hat, h = kde(s, x)
-    assert h == pytest.approx(np.std(s, ddof=1) * 20_000 ** -0.2)
+    assert h == pytest.approx(np.std(s, ddof=1) * 5_000 ** -0.2)
     assert np.trapezoid(p_hat, x) == pytest.approx(1.0, abs=1e-6)
     assert jsd(gaussian(0.0, 1.0).pdf(x), p_hat, x) < 1e-3
     assert jsd(gaussian(0.5, 1.0).pdf(x), p_hat, x) > 0.02        # and it can tell

@@ -47,6 +47,7 @@ def test_a_run_writes_metrics_grids_gif_curves_and_a_checkpoint(tmp_path):
     assert ck.config["g_hidden"] == [16] and ck.extra("fixed_z").shape == (64, 8)
 
 
+@pytest.mark.slow
 def test_stopping_and_resuming_mid_epoch_equals_an_uninterrupted_run(tmp_path):
     full = train(tiny(tmp_path / "a", ema=0.99), progress=False)
     first = train(tiny(tmp_path / "b", ema=0.99, max_steps=45), progress=False)  # mid-epoch 1
@@ -62,6 +63,7 @@ def test_stopping_and_resuming_mid_epoch_equals_an_uninterrupted_run(tmp_path):
     assert json.loads(lines[-1])["step"] == full["steps"]                # the log goes on
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_matches(tmp_path):
     before = signal.getsignal(signal.SIGINT)    # Python's default, or SIG_IGN under nohup / &
     full = train(tiny(tmp_path / "a"), progress=False)
@@ -179,6 +181,7 @@ def test_dcgan_trains_checkpoints_its_batchnorm_statistics_and_resumes(tmp_path)
     assert not G.training and generate(G, be, 3, 8).shape == (3, 784)
 
 
+@pytest.mark.slow
 def test_ema_and_evaluation_during_training(tmp_path):
     # one epoch of a tiny G covers few digit classes: the collapse warning must say so
     with pytest.warns(UserWarning, match="possible mode collapse: only .* of 10 classes"):
@@ -197,6 +200,7 @@ def test_ema_and_evaluation_during_training(tmp_path):
     assert not np.array_equal(G_ema[0].W.data, G_raw[0].W.data)
 
 
+@pytest.mark.slow
 def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
     """--conditional: a 10 x 10 grid (row = class), exact mid-epoch resume, generate()
     by label, and a plain checkpoint refused for a conditional run (and back)."""
@@ -227,6 +231,7 @@ def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
               progress=False)
 
 
+@pytest.mark.slow
 def test_resume_config_takes_the_runs_settings_and_only_changeable_changes(tmp_path):
     first = train(tiny(tmp_path, max_steps=45, g_loss="minimax", label_smoothing=0.0),
                   progress=False)
@@ -290,6 +295,7 @@ def test_for_loss_sets_the_papers_settings_and_validation_explains_mistakes():
         TrainConfig(optimizer="sgd").validate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp", "hinge"])
 def test_a_critic_run_resumes_bit_identically(tmp_path, loss):
     """Mid-epoch stop and resume == an uninterrupted run, with the optimizer's state
@@ -323,6 +329,7 @@ def test_a_critic_run_logs_its_estimate_and_plots_it(tmp_path):
         train(critic(tmp_path, "wgan"), resume=tmp_path / "run" / "checkpoint.npz", progress=False)
 
 
+@pytest.mark.slow
 def test_conditional_dcgan_under_wgan_gp_builds_a_critic_without_batchnorm(tmp_path):
     summary = train(critic(tmp_path, "wgan-gp", model="dcgan", base_channels=2, conditional=True,
                            max_steps=2), progress=False)
