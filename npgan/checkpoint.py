@@ -172,17 +172,17 @@ class Checkpoint:
     def restore_optimizer(self, prefix, opt, backend):
         info = self.meta["optimizers"][prefix]
         state = {"hyper": info["hyper"], "step": info["step"]}
-        for key, arrays in opt._state_arrays().items():
+        for key, arrays in opt.state_arrays().items():
             count = sum(1 for k in self.headers if k.startswith(f"{prefix}/{key}/"))
             if count != len(arrays):
                 raise CheckpointError(f"{self.path}: optimizer {prefix}: state '{key}' has "
                                       f"{count} arrays, expected {len(arrays)}")
             for i, a in enumerate(arrays):
                 self.check(f"{prefix}/{key}/{i}", a.shape, _expected_dtype(backend))
-        for key in opt._state_arrays():
+        for key in opt.state_arrays():
             state[key] = [backend.asarray(self.finite(f"{prefix}/{key}/{i}",
                                                       f"{prefix}'s state holds"))
-                          for i in range(len(opt._state_arrays()[key]))]
+                          for i in range(len(opt.state_arrays()[key]))]
         if "betas" in state["hyper"]:
             state["hyper"]["betas"] = tuple(state["hyper"]["betas"])
         try:

@@ -28,16 +28,16 @@ class Optimizer:
         for p in self.params:
             p.grad[...] = 0
 
-    def _state_arrays(self) -> dict:
+    def state_arrays(self) -> dict:
         return {}
 
     def state_dict(self) -> dict:
         """Hyperparameters, the step count and the state arrays (lists, one per param)."""
-        return {"hyper": dict(self.hyper), "step": self.t, **self._state_arrays()}
+        return {"hyper": dict(self.hyper), "step": self.t, **self.state_arrays()}
 
     def load_state_dict(self, state: dict):
         """Restore state_dict() output; arrays are copied into the existing buffers."""
-        for key, arrays in self._state_arrays().items():
+        for key, arrays in self.state_arrays().items():
             loaded = state[key]
             if len(loaded) != len(arrays):
                 raise ValueError(
@@ -77,7 +77,7 @@ class SGD(Optimizer):
         self.t = 0
         self.buf = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
-    def _state_arrays(self):
+    def state_arrays(self):
         return {"buf": self.buf}
 
     def step(self):
@@ -116,7 +116,7 @@ class Adam(Optimizer):
         self.m = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
         self.v = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
-    def _state_arrays(self):
+    def state_arrays(self):
         return {"m": self.m, "v": self.v}
 
     def step(self):
@@ -168,7 +168,7 @@ class RMSprop(Optimizer):
         self.momentum_buffer = ([z(p.data) for z, p in zip(zeros, self.params)]
                                 if momentum else None)
 
-    def _state_arrays(self):
+    def state_arrays(self):
         states = {"square_avg": self.square_avg}
         if self.grad_avg is not None:
             states["grad_avg"] = self.grad_avg

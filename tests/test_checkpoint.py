@@ -57,8 +57,8 @@ def test_round_trip_restores_rmsprop_state(tmp_path):
     opt2 = RMSprop(G2.parameters(), lr=0.5, momentum=0.1, centered=True)
     load_checkpoint(tmp_path / "ck.npz").restore_optimizer("opt_g", opt2, be)
     assert opt2.t == 2 and opt2.hyper["lr"] == 5e-5 and opt2.hyper["momentum"] == 0.5
-    for name, arrays in opt._state_arrays().items():
-        for a, b in zip(arrays, opt2._state_arrays()[name]):
+    for name, arrays in opt.state_arrays().items():
+        for a, b in zip(arrays, opt2.state_arrays()[name]):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(CheckpointError, match="opt_g: saved with centered=True"):
         load_checkpoint(tmp_path / "ck.npz").restore_optimizer(

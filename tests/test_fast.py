@@ -188,8 +188,8 @@ def test_fast_optimizer_gives_the_reference_numbers(spec, dtype, name):
     ref, fast = opts
     for i, (p_ref, p_fast) in enumerate(zip(ref.params, fast.params)):
         assert_same(p_fast.data, p_ref.data, dtype, False, f"{name} param {i}")
-    for key, arrays in ref._state_arrays().items():
-        for i, (a, b) in enumerate(zip(fast._state_arrays()[key], arrays)):
+    for key, arrays in ref.state_arrays().items():
+        for i, (a, b) in enumerate(zip(fast.state_arrays()[key], arrays)):
             assert_same(a, b, dtype, not hyper.get("weight_decay"), f"{name} {key}[{i}]")
 
 

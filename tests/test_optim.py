@@ -113,7 +113,7 @@ def test_step_keeps_float32_updates_in_place_and_keeps_grads(spec, make_opt):
         opt.step()
     assert id(p.data) == data_id                 # updated in place: the model sees it
     assert p.data.dtype == be.dtype
-    assert all(a.dtype == be.dtype for arrays in opt._state_arrays().values() for a in arrays)
+    assert all(a.dtype == be.dtype for arrays in opt.state_arrays().values() for a in arrays)
     assert not np.array_equal(host(p.data), start)
     np.testing.assert_array_equal(host(p.grad), grad_before)   # step() never zeroes grads
 
@@ -229,8 +229,8 @@ def test_rmsprop_first_step_is_lr_over_sqrt_one_minus_alpha():
 
 def test_rmsprop_keeps_only_the_states_it_uses():
     be = get_backend("numpy")
-    assert set(RMSprop([make_param(be)])._state_arrays()) == {"square_avg"}
-    assert set(RMSprop([make_param(be)], momentum=0.9, centered=True)._state_arrays()) == {
+    assert set(RMSprop([make_param(be)]).state_arrays()) == {"square_avg"}
+    assert set(RMSprop([make_param(be)], momentum=0.9, centered=True).state_arrays()) == {
         "square_avg", "grad_avg", "momentum_buffer"}
 
 
