@@ -157,7 +157,7 @@ def g_step(G, D, opt_g, z, g_loss="non-saturating", labels=None, noise=None, aug
     batch mean of ||d loss_i / d x_fake_i||, the gradient that reaches G's output.
     noise: None, or a (B, P) array of instance noise: D judges G(z) + noise.
     augment: None, or a DiffAugment: D judges T(G(z)), and the gradient comes back
-    through T's backward (docs/backprop_through_d.md, section 4).
+    through T's backward (docs/backprop_through_d.md, section 8).
     """
     loss_fn = get_g_loss(g_loss)
     G.zero_grad()
