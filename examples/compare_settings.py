@@ -3,6 +3,8 @@
     python examples/compare_settings.py --study defaults --dataset mnist-5k --epochs 100
     python examples/compare_settings.py --study defaults --dataset fashion-mnist --epochs 5 \
         --only classic "label smoothing + EMA (default)"
+    python examples/compare_settings.py --study data-efficient-dcgan --model dcgan \
+        --base-channels 32 --epochs 20 --baseline "default, D without BatchNorm"
 
 Each setting of a study is (changes to TrainConfig, which G samples: "raw" or "ema").
 Every run keeps an EMA of G alongside, so a raw-vs-EMA pair of settings shares its
@@ -88,11 +90,49 @@ STUDIES["critics"] = {
        for loss in ("wgan-gp", "wgan", "hinge")},
 }
 
+# The cures for a D that learns 4,000 digits by heart (issue 25; docs/r1.md), each on top
+# of today's default, as TrainConfig changes:
+#   R1 with gamma 10 (Mescheder et al. 2018), the value of the issue's PyTorch check;
+#   DiffAugment translation + cutout (Zhao et al. 2020), the paper's choice for few images;
+#   minibatch standard deviation before D's last layer (Karras et al. 2018).
+DATA_EFFICIENT = {
+    "R1 10": {"r1": 10.0},
+    "DiffAugment translation,cutout": {"diffaug": "translation,cutout"},
+    "minibatch stddev": {"mbstd": True},
+}
+STUDIES["data-efficient"] = {   # the MLP: each cure alone, then two combinations
+    "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    **{f"default + {name}": ({"label_smoothing": 0.1, **changes}, "ema")
+       for name, changes in DATA_EFFICIENT.items()},
+    # the issue's PyTorch check: R1 helped the MLP and DiffAugment hurt it (an MLP D shares
+    # no weights across positions), so the guess for the best is R1 with minibatch stddev
+    "default + R1 10 + minibatch stddev": ({"label_smoothing": 0.1, "r1": 10.0, "mbstd": True},
+                                           "ema"),
+    "default + all three": ({"label_smoothing": 0.1, "r1": 10.0, "mbstd": True,
+                             "diffaug": "translation,cutout"}, "ema"),
+}
+# --model dcgan: R1 needs a D without BatchNorm (docs/r1.md, section 3), so the study has
+# that D as a setting of its own; compare R1 with it (--baseline "default, D without
+# BatchNorm") to see R1's effect apart from BatchNorm's
+STUDIES["data-efficient-dcgan"] = {
+    "label smoothing + EMA (default)": ({"label_smoothing": 0.1}, "ema"),
+    "default, D without BatchNorm": ({"label_smoothing": 0.1, "d_batchnorm": False}, "ema"),
+    **{f"default + {name}": ({"label_smoothing": 0.1, **changes}, "ema")
+       for name, changes in DATA_EFFICIENT.items()},
+    "default + DiffAugment translation,cutout,color": (
+        {"label_smoothing": 0.1, "diffaug": "translation,cutout,color"}, "ema"),
+    "default + R1 10 + DiffAugment translation,cutout": (
+        {"label_smoothing": 0.1, "r1": 10.0, "diffaug": "translation,cutout"}, "ema"),
+}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", choices=list(STUDIES), default="defaults")
     p.add_argument("--dataset", default="mnist-5k")
     p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--model", choices=["mlp", "dcgan"], default="mlp")
+    p.add_argument("--base-channels", type=int, default=32, help="--model dcgan: its width")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--n", type=int, default=10000, help="samples per evaluation")
     p.add_argument("--out", default=None, help="default: runs/compare-STUDY-DATASET-EPOCHS")
@@ -100,6 +140,8 @@ def parse_args(argv=None):
     p.add_argument("--report-only", action="store_true",
                    help="train and evaluate nothing; print the table of what OUT holds")
     p.add_argument("--max-steps", type=int, default=None, help="cut every run short (smoke tests)")
+    p.add_argument("--baseline", default=None,
+                   help="the setting the others are judged against (default: the study's first)")
     p.add_argument("--correction", choices=["none", "bonferroni"], default="none",
                    help="bonferroni: share the 5%% chance of a false 'better' among the "
                         "candidates (needs more seeds; npgan.experiments)")
@@ -182,15 +224,20 @@ def main(argv=None):
     args = parse_args(argv)
     study = STUDIES[args.study]
     names = [n for n in study if not args.only or n in args.only]
-    unknown = set(args.only or []) - set(study)
+    unknown = (set(args.only or []) | ({args.baseline} if args.baseline else set())) - set(study)
     if unknown:
         raise SystemExit(f"error: no setting {sorted(unknown)} in study {args.study!r}; "
                          f"valid: {list(study)}")
-    out = Path(args.out or f"runs/compare-{args.study}-{args.dataset}-{args.epochs}")
+    # the model is part of each run's changes, so its runs never share a folder with the MLP's
+    model = {} if args.model == "mlp" else {"model": args.model,
+                                            "base_channels": args.base_channels}
+    suffix = "".join(f"-{v}" for v in model.values())
+    out = Path(args.out or f"runs/compare-{args.study}-{args.dataset}-{args.epochs}{suffix}")
     judge = Judge(args.dataset)
     rows_by_setting, rows = {}, []
     for name in names:
         changes, variant = study[name]
+        changes = {**changes, **model}
         for seed in args.seeds:
             run_dir = out / "runs" / run_name(changes, seed)
             finished = (run_dir / f"eval_{variant}_n{args.n}.json").is_file()
@@ -214,7 +261,7 @@ def main(argv=None):
         raise SystemExit(f"nothing to report in {out}")
     with open(out / "results.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-    baseline = next(iter(study))
+    baseline = args.baseline or next(iter(study))
     if baseline not in rows_by_setting:
         baseline = next(iter(rows_by_setting))
     first = next(iter(rows_by_setting.values()))[0]

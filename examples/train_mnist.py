@@ -5,6 +5,7 @@
     python examples/train_mnist.py --dry-run                  # a few steps, for CI
     python examples/train_mnist.py --out DIR --resume         # continue an interrupted run
     python examples/train_mnist.py --loss wgan-gp             # a critic: the paper's settings
+    python examples/train_mnist.py --r1 10 --diffaug translation,cutout --mbstd   # the cures of docs/r1.md
 
 A thin command line over npgan.train.train: every flag is a TrainConfig field. A
 resumed run takes its settings from the checkpoint (npgan.config.resume_config); only
@@ -70,6 +71,18 @@ def build_parser(argv=None):
     p.add_argument("--instance-noise", type=float, default=DEFAULTS.instance_noise,
                    metavar="SIGMA", help="D sees every image + N(0, SIGMA^2), SIGMA annealed "
                                          "linearly to 0 over the run (e.g. 0.1; 0 = off)")
+    # the cures for a D that memorizes a small data set (issue 25; docs/r1.md)
+    p.add_argument("--r1", type=float, default=DEFAULTS.r1, metavar="GAMMA",
+                   help="R1 penalty GAMMA/2 E||grad D(x)||^2 at the real images (Mescheder et "
+                        "al. 2018; e.g. 10; 0 = off); the DCGAN's D is then built without BatchNorm")
+    p.add_argument("--diffaug", default=DEFAULTS.diffaug, metavar="POLICY",
+                   help="augment every image D sees, real and fake, in D's and G's steps "
+                        "(Zhao et al. 2020): comma-separated from translation,cutout,color")
+    p.add_argument("--mbstd", action="store_true",
+                   help="minibatch standard deviation: the batch's spread as one more input "
+                        "of D's last layer (Karras et al. 2018)")
+    p.add_argument("--no-d-batchnorm", dest="d_batchnorm", action="store_false",
+                   help="DCGAN: D without BatchNorm (as --r1 and --loss wgan-gp build it)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype)
     p.add_argument("--reference", action="store_true",

@@ -22,6 +22,9 @@ from npgan.optim import SGD, Adam, RMSprop
 from npgan.conditional import Conditional, random_labels
 from npgan.spectral import SpectralNorm
 from npgan.wgan import clip_parameters, critic_step, penalty_backward
+from npgan.augment import DiffAugment
+from npgan.mbstd import MinibatchStd
+from npgan.r1 import r1_penalty
 
 __version__ = "0.1.0"
 
@@ -38,4 +41,5 @@ __all__ = [
     "build_dcgan_discriminator", "build_dcgan_generator",
     "SGD", "Adam", "RMSprop", "Conditional", "random_labels", "SpectralNorm",
     "clip_parameters", "critic_step", "penalty_backward",
+    "DiffAugment", "MinibatchStd", "r1_penalty",
 ]

@@ -26,6 +26,9 @@ from npgan.losses import G_LOSSES, LOSSES
 from npgan.noise import PRIORS
 
 MODELS = ("mlp", "dcgan")
+# the transforms of --diffaug, in npgan.augment's order (config stays below the models,
+# so it names them here; a test checks that the two lists agree)
+DIFFAUG_POLICIES = ("translation", "cutout", "color")
 OPTIMIZERS = ("adam", "rmsprop")
 # The papers' settings, by --loss (losses.LOSSES); TrainConfig.for_loss and the command
 # line use them. hinge: SN-GAN's setting for its standard CNN (Miyato et al. 2018,
@@ -51,7 +54,8 @@ RESUME_CHANGEABLE = ("epochs", "out", "log_every", "log_grad_norms", "eval_every
 # checkpoint lists them (meta "model_settings"), so that an older npgan, which does not
 # know a setting a newer one added here, can tell that it would build another model.
 MODEL_SETTINGS = ("model", "conditional", "spectral_norm", "latent_dim", "prior", "g_hidden",
-                  "d_hidden", "base_channels", "loss", "dtype")
+                  "d_hidden", "base_channels", "loss", "dtype", "mbstd", "d_batchnorm",
+                  "r1")        # r1 > 0 builds the DCGAN's D without BatchNorm
 
 
 class ConfigError(ValueError):
@@ -105,6 +109,11 @@ class TrainConfig:
     beta2: float = 0.999
     clip: float = 0.01                # wgan: D's parameters clipped to [-clip, clip]
     gp_weight: float = 10.0           # wgan-gp: lambda, the gradient penalty's weight
+    # the cures for a D that learns a small data set by heart (issue 25)
+    r1: float = 0.0                   # gamma > 0: R1 = gamma/2 E||grad D(x_real)||^2 (npgan.r1)
+    diffaug: str = ""                 # DiffAugment of all D sees, e.g. "translation,cutout"
+    mbstd: bool = False               # the batch's spread as an input of D's last layer
+    d_batchnorm: bool = True          # DCGAN: BatchNorm in D (never under wgan-gp or r1)
 
     @classmethod
     def for_loss(cls, loss="gan", **overrides):
@@ -127,11 +136,14 @@ class TrainConfig:
         k = "k" if self.loss == "gan" else "n_critic"
         note = "" if self.loss == "gan" else \
             "; D's accuracy is not logged (a critic outputs a score, not a probability)"
-        return f"loss {self.loss}: {what}; {opt}; {k} = {self.d_steps}{note}"
+        cures = self.describe_cures()
+        cures = f"; with {cures}" if cures else ""
+        return f"loss {self.loss}: {what}; {opt}; {k} = {self.d_steps}{cures}{note}"
 
     def validate(self):
         """Raise ConfigError listing every invalid setting."""
-        problems = self._number_problems() + self._choice_problems() + self._loss_problems()
+        problems = self._number_problems() + self._choice_problems() + self._loss_problems() \
+            + self._cure_problems()
         if problems:
             raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
 
@@ -226,6 +238,49 @@ class TrainConfig:
                 problems.append(f"g_loss={self.g_loss!r} applies to loss 'gan' only; against "
                                 f"a critic G minimizes -mean D(G(z))")
         return problems
+
+    def _cure_problems(self) -> list:
+        """R1, DiffAugment, minibatch stddev, and what they cannot be combined with."""
+        problems, r1 = [], self.r1
+        if isinstance(r1, bool) or not isinstance(r1, (int, float)) or not 0.0 <= r1 < float("inf"):
+            problems.append(f"r1 must be a gamma >= 0 (0 = off; e.g. 10), got {r1!r}")
+        elif r1 > 0.0:
+            if self.spectral_norm:
+                problems.append(f"r1={r1!r} (--r1) needs the double backward of every layer of "
+                                f"D, and spectral_norm (--spectral-norm) has none: use one or "
+                                f"the other")
+            if self.loss in LOSSES and self.loss != "gan":
+                problems.append(f"r1={r1!r} (--r1) is a penalty on the GAN's D (loss 'gan'), "
+                                f"not on the {self.loss} critic: use r1=0")
+        if not isinstance(self.diffaug, str):
+            problems.append(f"diffaug must be a policy string such as 'translation,cutout', "
+                            f"got {self.diffaug!r}")
+        else:
+            names = [n.strip() for n in self.diffaug.split(",") if n.strip()]
+            if any(n not in DIFFAUG_POLICIES for n in names) or len(set(names)) != len(names):
+                problems.append(f"diffaug={self.diffaug!r}: give each of "
+                                f"{', '.join(DIFFAUG_POLICIES)} at most once, comma-separated "
+                                f"(e.g. --diffaug translation,cutout)")
+            if names and self.instance_noise:
+                problems.append(f"diffaug={self.diffaug!r} (--diffaug) and instance_noise="
+                                f"{self.instance_noise!r} (--instance-noise) both change the "
+                                f"images D sees: use one or the other")
+        for name in ("mbstd", "d_batchnorm"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.d_batchnorm is False and self.model == "mlp":
+            problems.append("d_batchnorm=False (--no-d-batchnorm) is for the DCGAN's D; the "
+                            "MLP's D has no BatchNorm")
+        return problems
+
+    def describe_cures(self) -> str:
+        """The cures of issue 25 that this run uses, in one line ('' if none)."""
+        cures = [f"R1 gamma {self.r1:g}" if self.r1 else "",
+                 f"DiffAugment {self.diffaug}" if self.diffaug else "",
+                 "minibatch stddev in D" if self.mbstd else "",
+                 "D without BatchNorm" if self.model == "dcgan" and (
+                     not self.d_batchnorm or self.r1 or self.loss == "wgan-gp") else ""]
+        return ", ".join(c for c in cures if c)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v

@@ -27,16 +27,18 @@ def _build_models(config: TrainConfig, be):
     c = NUM_CLASSES if config.conditional else 0
     if config.model == "dcgan":
         from npgan.dcgan import build_dcgan_discriminator, build_dcgan_generator
-        # the WGAN-GP critic has no BatchNorm (Gulrajani et al. 2017, section 4)
+        # the WGAN-GP critic has no BatchNorm (Gulrajani et al. 2017, section 4), nor the
+        # D of R1: a gradient penalty needs each image's score to depend on it alone
+        batchnorm = config.d_batchnorm and config.loss != "wgan-gp" and not config.r1
         return (build_dcgan_generator(be, latent_dim=config.latent_dim,
                                       base_channels=config.base_channels, num_classes=c),
                 build_dcgan_discriminator(be, base_channels=config.base_channels,
                                           num_classes=c, spectral_norm=config.spectral_norm,
-                                          batchnorm=config.loss != "wgan-gp"))
+                                          batchnorm=batchnorm, mbstd=config.mbstd))
     G = build_generator(be, latent_dim=config.latent_dim, hidden=tuple(config.g_hidden),
                         num_classes=c)
     D = build_discriminator(be, hidden=tuple(config.d_hidden), num_classes=c,
-                            spectral_norm=config.spectral_norm)
+                            spectral_norm=config.spectral_norm, mbstd=config.mbstd)
     return G, D
 
 

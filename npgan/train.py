@@ -29,6 +29,7 @@ from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODEL_SETTINGS, MODELS, NUM_
                           OPTIMIZERS, RESUME_CHANGEABLE, ConfigError, TrainConfig,
                           resume_config, saved_settings)
 from npgan.data import DataError, iterate_batches, load_dataset, to_device
+from npgan.augment import DiffAugment
 from npgan.fast import accelerate
 from npgan.files import AppendLog, remove_temporaries
 from npgan.gan import StepSettings, train_step
@@ -109,6 +110,8 @@ class _Run:
         self.steps_per_epoch = images.shape[0] // config.batch_size // config.d_steps
         self.total_steps = config.epochs * self.steps_per_epoch   # for annealing
         self.settings = StepSettings.from_config(config)          # what every step does
+        # the augmentation's transforms, made once (their random draws come from be)
+        self.augment = DiffAugment(config.diffaug, be) if config.diffaug else None
         self.sigma = 0.0                                          # the last step's noise
         self.G, self.D = build_models(config, be)
         lr_d, lr_g = config.learning_rates()          # TTUR: each net its own rate
@@ -170,7 +173,7 @@ class _Run:
         self.sigma = instance_noise_sigma(cfg.instance_noise, self.step, self.total_steps)
         settings = replace(self.settings, instance_noise=self.sigma)
         stats = train_step(self.G, self.D, self.opt_g, self.opt_d, real, self.be, settings,
-                           real_labels)
+                           real_labels, augment=self.augment)
         if self.ema is not None:
             self.ema.update()                                   # after the G-update
         self.step += 1
@@ -444,11 +447,12 @@ def _postfix(record):
 
 
 def summarize(record) -> str:
-    """A metrics record in one line: D(x) and D(G(z)) for a GAN; for a critic its
+    """A metrics record in one line: D(x) and D(G(z)) for a GAN (and R1, when on); for a critic its
     Wasserstein estimate (and the penalty's gradient norm under wgan-gp)."""
     line = f"loss_d {record['loss_d']:.4f}  loss_g {record['loss_g']:.4f}  "
     if "wasserstein" not in record:
-        return line + f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}"
+        r1 = f"  R1 {record['r1']:.4f}" if "r1" in record else ""
+        return line + f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}{r1}"
     line += f"W estimate {record['wasserstein']:.4f}"
     if "grad_norm" in record:
         line += f"  ||grad D(x_hat)|| {record['grad_norm']:.3f}"

@@ -57,13 +57,15 @@ def clip_parameters(model, c):
 
 
 def critic_step(G, D, opt_d, x_real, z, loss="wgan-gp", eps=None, gp_weight=10.0, clip=0.01,
-                y_real=None, y_fake=None):
+                y_real=None, y_fake=None, augment=None):
     """One critic update, G frozen: minimize the critic loss of `loss` (see the module doc).
 
     x_real: (B, P); z: (B, Z); eps: (B, 1) U(0, 1) draws for wgan-gp's interpolates.
     clip: wgan's c. Conditional: y_real (B,), y_fake (B,); the interpolates take y_real,
     so train_step asks G for the real batch's classes under wgan-gp (both ends of each
     line then belong to one class). Returns a dict of 0-d device arrays.
+    augment: None, or a DiffAugment (npgan.augment): the critic scores T(x) and T'(G(z)),
+    and wgan-gp's interpolates lie between these two, the images it saw.
     """
     if loss not in CRITIC_LOSSES:
         raise ValueError(f"unknown critic loss {loss!r}; valid: {', '.join(CRITIC_LOSSES)}")
@@ -73,11 +75,15 @@ def critic_step(G, D, opt_d, x_real, z, loss="wgan-gp", eps=None, gp_weight=10.0
     D.zero_grad()
     # (1a) real half: -mean D(x) (wgan), mean relu(1 - D(x)) (hinge); backward at once,
     # before the next forward overwrites D's caches
+    if augment is not None:
+        x_real = augment.forward(x_real)               # (B, P): what the critic sees
     logits_real = forward(D, x_real, y_real)           # (B, P) -> (B, 1)
     loss_real, dlogits_real = real_half(logits_real)
     D.backward(dlogits_real, input_grad=False)         # D's grads += ...
     # (1b) fake half: +mean D(G(z)) (wgan), mean relu(1 + D(G(z))) (hinge); G frozen
     x_fake = forward(G, z, y_fake)                     # (B, Z) -> (B, P)
+    if augment is not None:
+        x_fake = augment.forward(x_fake)               # (B, P): another draw of T
     logits_fake = forward(D, x_fake, y_fake)           # (B, P) -> (B, 1)
     loss_fake, dlogits_fake = fake_half(logits_fake)
     D.backward(dlogits_fake, input_grad=False)         # D's grads += ...

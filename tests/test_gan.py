@@ -165,9 +165,11 @@ def test_step_settings_from_a_config_set_every_field():
     gan = TrainConfig(latent_dim=7, g_loss="minimax", label_smoothing=0.2, prior="uniform",
                       instance_noise=0.3, gp_weight=5.0, clip=0.02)
     critic = TrainConfig.for_loss("wgan-gp")
-    made = [StepSettings.from_config(c) for c in (gan, critic)]
+    cured = TrainConfig(r1=10.0, diffaug="translation,cutout")
+    made = [StepSettings.from_config(c) for c in (gan, critic, cured)]
     assert made[0] == StepSettings(7, "gan", "minimax", 0.8, "uniform", 0.3, 5.0, 0.02)
     assert made[1].loss == "wgan-gp" and made[1].real_label == 1.0
+    assert (made[2].r1, made[2].diffaug) == (10.0, "translation,cutout")
     for f in dataclasses.fields(StepSettings):
         default = getattr(StepSettings(100), f.name)
         assert any(getattr(m, f.name) != default for m in made), f.name
