@@ -10,6 +10,7 @@ write an animation of all the snapshots (toy_2d.gif). The training is
 npgan.toy.train_toy, i.e. npgan.gan.train_step on small MLPs.
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from npgan import get_backend
+from npgan.files import not_a_folder
 from npgan.threads import limit_threads
 from npgan.toy import STD, TOY_SETTINGS, centers, decision_surface, generate, sample, train_toy
 
@@ -84,6 +86,8 @@ def main():
     critic = TOY_SETTINGS[args.setting]["loss"] != "gan"
 
     out = Path(args.out)
+    if not_a_folder(out):  # a file in the way: one line, no traceback
+        sys.exit(f"error: --out {not_a_folder(out)}")
     out.mkdir(parents=True, exist_ok=True)
     be = get_backend(args.backend, seed=args.seed)
     # the plots draw their points from a second generator, so that the training run

@@ -33,7 +33,7 @@ from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODEL_SETTINGS, MODELS, NUM_
                           resume_config, saved_settings)
 from npgan.data import DataError, describe_dataset, iterate_batches, load_dataset_named, to_device
 from npgan.fast import accelerate
-from npgan.files import AppendLog, remove_temporaries
+from npgan.files import AppendLog, not_a_folder, remove_temporaries
 from npgan.gan import StepSettings, train_step
 from npgan.models import build_models, generate, load_generator
 from npgan.noise import instance_noise_sigma, sample_z
@@ -60,11 +60,10 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _check_writable(folder: Path):
     """The output folder exists (made if need be) and takes files; else a ConfigError
     about `out` that names the file in the way, or the system's reason."""
-    blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        what = "is" if blocking == folder else f"cannot be made, because {blocking} is"
-        message = (f"out {folder} {what} a file, not a folder: give the run a folder of its "
-                   f"own (it writes checkpoint.npz, metrics.jsonl and samples/ there)")
+    problem = not_a_folder(folder)
+    if problem:
+        message = (f"out {problem}: give the run a folder of its own (it writes "
+                   f"checkpoint.npz, metrics.jsonl and samples/ there)")
         raise ConfigError(message, [(("out",), message)])
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -366,3 +366,21 @@ def test_a_log_file_gets_one_line_an_epoch_and_a_terminal_gets_a_bar(tmp_path):
     os.close(terminal)
     assert proc.wait(timeout=300) == 0
     assert b"\r" in shown and b"step/s" in shown, shown[-500:]
+
+
+@pytest.mark.slow
+def test_every_example_refuses_an_out_that_is_a_file_in_one_line(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    cases = {"examples/toy_2d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/gan_1d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/optimal_d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/saturation.py": f"error: --out {a_file}/s.png: {a_file} is a file, not a folder",
+             "examples/gradient_flow.py": f"error: --out {a_file} is a file, not a folder: give "
+                                          f"the run a folder of its own"}
+    for script, start in cases.items():
+        out = a_file / "s.png" if script.endswith("saturation.py") else a_file
+        result = run(script, "--out", str(out))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (script, result.stderr)
+        assert result.stderr.startswith(start) and result.stderr.count("\n") == 1, (script, result.stderr)
+    assert a_file.read_text() == "mine"
