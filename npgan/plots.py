@@ -83,6 +83,14 @@ def plot_curves(records, path, title=None):
     For a critic (WGAN, WGAN-GP, hinge) the right panel shows its Wasserstein estimate
     mean D(x) - mean D(G(z)) and, under WGAN-GP, the mean ||grad D(x_hat)|| instead.
     title: above both panels (train() gives the run's folder and its last step)."""
+    fig = curves_figure(records, title)
+    picture = io.BytesIO()
+    fig.savefig(picture, format=Path(path).suffix.lstrip(".") or "png")
+    return write_atomically(path, picture.getvalue())
+
+
+def curves_figure(records, title=None):
+    """The matplotlib Figure that plot_curves writes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -111,9 +119,7 @@ def plot_curves(records, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    picture = io.BytesIO()
-    fig.savefig(picture, format=Path(path).suffix.lstrip(".") or "png")
-    return write_atomically(path, picture.getvalue())
+    return fig
 
 
 def _critic_panel(ax, steps, records):
