@@ -8,7 +8,8 @@
 
 The estimate is measured, never guessed: Clock times the steps of this run after a few
 warm-up steps (the first ones also allocate every buffer), and the time left is the
-steps still to go at that pace. Clock.before carries the time of earlier invocations
+steps still to go at that pace. On a GPU the two ends of the timed stretch wait for the
+queued work (wants_sync), so that the pace is of steps done, not of steps launched. Clock.before carries the time of earlier invocations
 of a resumed run (the checkpoint keeps it), so its clock goes on where it stopped.
 """
 from __future__ import annotations
@@ -55,6 +56,12 @@ class Clock:
     def elapsed(self) -> float:
         """Seconds of the whole run so far, earlier invocations included."""
         return self.before + time.perf_counter() - self.started
+
+    def wants_sync(self, step: int) -> bool:
+        """True at the two steps that start and end the timed stretch: on a GPU the
+        caller waits for the queued work there, or we would time kernel launches."""
+        return (self.mark is None and step - self.first_step >= WARMUP) or \
+            (self.mark is not None and step - self.mark[1] == TIMED)
 
     def tick(self, step: int):
         now = time.perf_counter()

@@ -393,6 +393,8 @@ def _last_step(run) -> int:
 def _timed(run, on_step, log):
     """on_step, after the clock's tick, and the estimated total once the pace is timed."""
     def timed(run):
+        if run.clock.wants_sync(run.step):
+            run.be.synchronize()                  # CuPy: time the work, not its launch
         run.clock.tick(run.step)
         if run.clock.estimate_due(run.step) and run.step < _last_step(run):
             log(run.clock.estimate_line(run.step, _last_step(run)))

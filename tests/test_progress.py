@@ -145,3 +145,15 @@ def test_an_interrupted_run_writes_its_pictures_and_its_resume_goes_on_with_the_
     assert all("1 h 00 min elapsed" in line for line in epochs), epochs
     assert 3600 < summary["seconds"] < 3600 + 600
     assert 3600 < load_checkpoint(ck.path).meta["elapsed"] < 3600 + 600
+
+
+def test_the_timed_stretch_starts_and_ends_where_a_gpu_would_wait(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(progress.time, "perf_counter", fake)
+    clock, syncs = Clock(step=0), []
+    for step in range(1, 100):
+        fake.now += 0.1
+        if clock.wants_sync(step):
+            syncs.append(step)
+        clock.tick(step)
+    assert syncs == [progress.WARMUP, progress.WARMUP + progress.TIMED]
