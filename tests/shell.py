@@ -40,6 +40,12 @@ def typed_in_a_shell(line, cwd=ROOT, **popen):
                           capture_output=True, text=True, timeout=300, **popen)
 
 
+def python_as_shown():
+    """This interpreter as a line printed in ROOT names it: relative when inside ROOT."""
+    exe = Path(sys.executable).absolute()
+    return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else str(exe)
+
+
 def printed_hint(stdout, prefix="resume with: "):
     """The one line of `stdout` after `prefix`."""
     lines = [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]

@@ -8,15 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.shell import printed_hint, require_installed_npgan, typed_in_a_shell
+from tests.shell import printed_hint, python_as_shown, require_installed_npgan, typed_in_a_shell
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def python_as_shown():
-    """This interpreter as a hint printed in ROOT names it: relative when inside ROOT."""
-    exe = Path(sys.executable).absolute()
-    return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else str(exe)
 
 
 def run(*args, cwd=ROOT):

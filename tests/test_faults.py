@@ -23,8 +23,7 @@ from npgan.metrics import FeatureMoments
 from npgan.models import generate, load_generator
 from npgan.runlock import LOCK_NAME, FolderInUse, RunLock
 from npgan.train import TrainingInterrupted, train
-from tests.shell import printed_hint, require_installed_npgan, typed_in_a_shell
-from tests.test_examples import python_as_shown
+from tests.shell import printed_hint, python_as_shown, require_installed_npgan, typed_in_a_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 6                 # of the tiny GAN below: 70 steps each on mnist-5k, batch 64
