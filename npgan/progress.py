@@ -104,11 +104,10 @@ def plan_lines(config, data: str, G, D, steps_per_epoch: int, step: int, threads
     data: describe_dataset's words; step: where the run starts (a resumed run: > 0)."""
     counts = [sum(int(p.data.size) for p in m.parameters()) for m in (G, D)]
     if config.model == "mlp":
-        widths = (lambda *w: "-".join(str(x) for x in w))
-        label = "+10 classes" if config.conditional else ""
-        g = f"G {widths(config.latent_dim, *config.g_hidden, 784)}{label}"
-        d = f"D {widths(784, *config.d_hidden, 1)}{label}"
-        model = f"MLP GAN, {g} ({counts[0]:,} parameters), {d} ({counts[1]:,})"
+        one_hot = "+10" if config.conditional else ""       # the class, one-hot, joins the input
+        g = "-".join(map(str, (f"{config.latent_dim}{one_hot}", *config.g_hidden, 784)))
+        d = "-".join(map(str, (f"784{one_hot}", *config.d_hidden, 1)))
+        model = f"MLP GAN, G {g} ({counts[0]:,} parameters), D {d} ({counts[1]:,})"
     else:
         model = (f"DCGAN (base channels {config.base_channels}), G {counts[0]:,} parameters, "
                  f"D {counts[1]:,}")
