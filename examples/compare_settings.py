@@ -25,7 +25,6 @@ with the median seed of every setting (median_seeds.png).
 """
 import argparse
 import json
-import time
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
@@ -178,10 +177,9 @@ def train_once(run_dir, config):
     if done.is_file():
         return json.loads(done.read_text())
     checkpoint = run_dir / "checkpoint.npz"
-    started = time.perf_counter()
     summary = train(config, resume=checkpoint if checkpoint.is_file() else None, progress=False)
-    # seconds: this process's part of the run (a resumed run does not know the rest)
-    info = {"seconds": time.perf_counter() - started, "g_updates": summary["steps"],
+    # seconds: the whole run's, an interrupted part included (its checkpoint keeps it)
+    info = {"seconds": summary["seconds"], "g_updates": summary["steps"],
             "d_updates": summary["steps"] * config.d_steps, "epochs": summary["epochs"]}
     done.write_text(json.dumps(info) + "\n")
     return info

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from npgan.backend import BackendError
+from npgan.cli import config_error_text, flags_of
 from npgan.config import ConfigError, TrainConfig
 from npgan.data import DataError
 from npgan.plots import plot_d_at_half
@@ -61,7 +62,9 @@ def main(argv=None):
                              max_steps=args.max_steps)
         try:
             summary = train(config)
-        except (BackendError, ConfigError, DataError) as e:
+        except ConfigError as e:                    # named by the flags typed
+            sys.exit(f"error: {config_error_text(e, flags_of(p))}")
+        except (BackendError, DataError) as e:
             sys.exit(f"error: {e}")
         print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s")
         metrics, out_png = Path(summary["files"]["metrics"]), Path(args.out) / "d_at_half.png"

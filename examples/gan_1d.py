@@ -26,6 +26,7 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 
 from npgan import get_backend
 from npgan.backend import host as np
+from npgan.files import not_a_folder
 from npgan.threads import limit_threads
 from npgan.toy1d import (Mixture1D, decision, eval_grid, gaussian, generate, jsd, kde,
                          train_1d)
@@ -76,6 +77,8 @@ def main(argv=None):
             or not 2 <= args.panels <= 8:
         sys.exit("error: need --steps, --every, --batch-size, --d-steps >= 1 and --panels from 2 to 8")
     out = Path(args.out)
+    if not_a_folder(out):  # a file in the way: one line, no traceback
+        sys.exit(f"error: --out {not_a_folder(out)}")
     out.mkdir(parents=True, exist_ok=True)
     p_data = DATA[args.data]
     x = eval_grid(p_data)                                            # host float64

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from npgan.backend import BackendError
-from npgan.cli import plain_warnings
+from npgan.cli import config_error_text, flags_of, plain_warnings
 from npgan.config import ConfigError, TrainConfig
 from npgan.data import DataError
 from npgan.plots import plot_grad_norms
@@ -44,7 +44,9 @@ def main(argv=None):
                              max_steps=args.max_steps, log_grad_norms=True)
         try:
             summary = train(config)
-        except (BackendError, ConfigError, DataError) as e:
+        except ConfigError as e:                    # named by the flags typed
+            sys.exit(f"error: {config_error_text(e, flags_of(p))}")
+        except (BackendError, DataError) as e:
             sys.exit(f"error: {e}")
         metrics, out_png = Path(summary["files"]["metrics"]), Path(args.out) / "gradient_flow.png"
     records = read_metrics(metrics)

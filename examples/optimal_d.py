@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # headless: we only write files
 import matplotlib.pyplot as plt
 
 from npgan.backend import host as np
+from npgan.files import not_a_folder
 from npgan.threads import limit_threads
 from npgan.toy1d import (Mixture1D, combined, decision, game_value, gaussian, grid, jsd,
                          optimal_d, train_d, value_at_optimum)
@@ -89,6 +90,8 @@ def main(argv=None):
         sys.exit(f"error: need --steps >= 0, --batch-size >= 1, --mc-samples >= 1 and "
                  f"--pairs from 1 to {len(PAIRS)}")
     out = Path(args.out)
+    if not_a_folder(out):  # a file in the way: one line, no traceback
+        sys.exit(f"error: --out {not_a_folder(out)}")
     out.mkdir(parents=True, exist_ok=True)
 
     pairs = PAIRS[:args.pairs]

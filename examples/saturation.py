@@ -9,6 +9,7 @@ dlogits they return. The losses average over the batch, so we multiply dlogits b
 the batch size N to get the gradient of one sample.
 """
 import argparse
+import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from npgan import g_loss_minimax, g_loss_nonsaturating, get_backend
+from npgan.files import not_a_folder
 
 EXPLANATION = (
     "Early in training D rejects G's samples easily, so D(G(z)) is close to 0, and there "
@@ -77,6 +79,8 @@ def main():
     out = Path(args.out)
     if out.suffix.lower() != ".png":        # matplotlib would add it anyway: say the real name
         out = out.with_name(out.name + ".png")
+    if not_a_folder(out.parent):  # a file in the way: one line, no traceback
+        sys.exit(f"error: --out {out}: {not_a_folder(out.parent)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     print(f"wrote {out}")

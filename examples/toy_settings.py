@@ -7,7 +7,7 @@
 A setting is a name of npgan.toy.TOY_SETTINGS: a loss (gan, wgan, wgan-gp, hinge) or a
 cure on top of the GAN (gan+ttur, gan+noise0.1, gan+noise0.3, gan+sn, gan+uniform).
 Every run is npgan.toy.train_toy(**TOY_SETTINGS[name]); each prints its modes covered,
-its share of sharp samples (within 3 std of a mode), its wall time and its budget
+its share of samples within 3 std of a mode, its wall time and its budget
 (G-updates, and D-updates = n_critic per G-update). At the end, one row per setting:
 median [min, max] over the seeds.
 """
@@ -34,7 +34,7 @@ def main():
     modes, rows = len(centers(args.shape)), []
     for name in args.settings:
         settings = TOY_SETTINGS[name]
-        covered, sharp, seconds = [], [], []
+        covered, near, seconds = [], [], []
         for seed in args.seeds:
             t0 = time.perf_counter()
             with limit_threads(args.threads):  # this run only: see npgan/threads.py
@@ -42,21 +42,21 @@ def main():
                                           eval_every=args.steps, **settings)
             seconds.append(time.perf_counter() - t0)
             covered.append(history[-1]["covered"])
-            sharp.append(100 * history[-1]["hq_share"])
-            print(f"{name:12s} seed {seed}: {covered[-1]}/{modes} modes, {sharp[-1]:.1f}% sharp, "
+            near.append(100 * history[-1]["hq_share"])
+            print(f"{name:12s} seed {seed}: {covered[-1]}/{modes} modes, {near[-1]:.1f}% within 3 std of a mode, "
                   f"{seconds[-1]:.1f} s, {args.steps} G-updates, "
                   f"{args.steps * settings['d_steps']} D-updates", flush=True)
-        rows.append((name, covered, sharp, seconds))
+        rows.append((name, covered, near, seconds))
 
     def spread(values, fmt):
         return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
     print(f"\n{args.shape}, {args.steps} G-updates, seeds {' '.join(map(str, args.seeds))}: "
           f"median [min, max]")
-    print(f"| setting | modes covered (of {modes}) | sharp samples % | s per run |")
+    print(f"| setting | modes covered (of {modes}) | % of samples within 3 std of a mode | s per run |")
     print("|---|---|---|---|")
-    for name, covered, sharp, seconds in rows:
-        print(f"| {name} | {spread(covered, '{:g}')} | {spread(sharp, '{:.1f}')} | "
+    for name, covered, near, seconds in rows:
+        print(f"| {name} | {spread(covered, '{:g}')} | {spread(near, '{:.1f}')} | "
               f"{spread(seconds, '{:.0f}')} |")
 
 

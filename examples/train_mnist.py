@@ -10,19 +10,19 @@
 A thin command line over npgan.train.train: every flag is a TrainConfig field. A
 resumed run takes its settings from the checkpoint (npgan.config.resume_config); only
 the flags typed on the command line change them, and only those that may change.
-Ctrl-C or SIGTERM saves a checkpoint, prints how to resume and exits with 130 or 143
+Ctrl-C or SIGTERM saves a checkpoint, writes the pictures, prints how to resume (with
+the interpreter running now, so the line works as typed) and exits with 130 or 143
 (128 + the signal); a full disk, or another run in the same --out, is one error line
-(exit code 1). What survives what: docs/faults.md.
+(exit code 1), and a bad setting names its flag. What survives what: docs/faults.md.
 """
 import argparse
 import dataclasses
-import shlex
 import sys
 from pathlib import Path
 
 from npgan.backend import BACKENDS, BackendError, keep_freed_host_memory
 from npgan.checkpoint import CheckpointError, last_good
-from npgan.cli import plain_warnings
+from npgan.cli import command, config_error_text, flags_of, plain_warnings
 from npgan.config import LOSS_DEFAULTS, ConfigError, TrainConfig, resume_config
 from npgan.data import DATASETS, DataError
 from npgan.files import WriteError, describe_write_error
@@ -146,7 +146,8 @@ def resumed_config(args, typed):
 
 
 def resume_hint(config):
-    return f"python examples/train_mnist.py --out {shlex.quote(str(config.out))} --resume"
+    """The line that resumes this run, typed as shown, inside or outside a venv."""
+    return command(__file__, "--out", config.out, "--resume")
 
 
 def main(argv=None):
@@ -154,7 +155,7 @@ def main(argv=None):
     args, typed = parse_args(argv)
     if args.backend == "numpy" and keep_freed_host_memory():
         # this program owns its process, so it may tune malloc for all of it (the library never does)
-        print("this process keeps freed memory for the next step (glibc mallopt; "
+        print("memory: this process keeps freed memory for the next step (glibc mallopt; "
               "NPGAN_KEEP_FREED_MEMORY=0 turns it off)")
     resume = None
     try:
@@ -166,7 +167,9 @@ def main(argv=None):
             if args.dry_run:
                 config = dataclasses.replace(config, log_every=1, max_steps=3)
         summary = train(config, resume=resume)
-    except (ConfigError, BackendError, DataError, CheckpointError, FolderInUse) as err:
+    except ConfigError as err:              # named by the flags typed, not the fields
+        sys.exit(f"error: {config_error_text(err, flags_of(build_parser(argv)))}")
+    except (BackendError, DataError, CheckpointError, FolderInUse) as err:
         sys.exit(f"error: {err}")
     except TrainingDiverged as err:
         sys.exit(f"error: {err}")

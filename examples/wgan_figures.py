@@ -9,12 +9,14 @@ Right: the histogram of ||grad_x D(x_hat)|| at interpolates x_hat between real d
 G's samples, for each run's final critic: the penalty pulls these norms to 1.
 """
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from npgan.checkpoint import load_checkpoint
 from npgan.data import load_dataset, to_device
+from npgan.files import not_a_folder
 from npgan.losses import gradient_norms
 from npgan.models import build_models, generate, load_generator
 from npgan.train import read_metrics
@@ -88,6 +90,8 @@ def main():
     right.legend(fontsize=7)
     fig.tight_layout()
     out = Path(args.out)
+    if not_a_folder(out.parent):  # a file in the way: one line, no traceback
+        sys.exit(f"error: --out {out}: {not_a_folder(out.parent)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     print(f"wrote {out}")

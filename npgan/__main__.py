@@ -1,6 +1,6 @@
 """Command line:
     python -m npgan sample CHECKPOINT -n N -o FILE(.npy|.png) [--label L]
-    python -m npgan evaluate CHECKPOINT [--n 10000] [--json FILE]
+    python -m npgan evaluate CHECKPOINT [--n 10000] [--json [FILE]]   a table; JSON with --json
     python -m npgan info [--json]          what to send us when something is wrong
 """
 import argparse
@@ -102,18 +102,24 @@ def _evaluate(args):
     result = evaluate_generator(G, be, config.dataset, n=args.n, seed=args.seed,
                                 latent_dim=config.latent_dim, prior=config.prior,
                                 progress=sys.stderr.isatty())
+    text = json.dumps(result, indent=2)
+    warning = collapse_warning(result)
+    if args.json == "-":                # --json alone: the JSON, and nothing else, on stdout
+        print(text)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        return
+    if args.json is not None:
+        Path(args.json).write_text(text + "\n")
     print(f"{args.checkpoint}: {args.n} samples, dataset {config.dataset}, in the features of "
           f"npgan's reference CNN. Frechet: lower is better; precision (realism) and recall "
           f"(coverage of the data), k = 3: higher is better. (floor) = what real held-out "
           f"images score against the training images")
     print(format_table(result))
-    warning = collapse_warning(result)
     if warning:
         print(f"warning: {warning}")
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
+    if args.json is not None:
+        print(f"wrote {args.json}")
 
 
 def _info(args):
@@ -154,7 +160,9 @@ def main(argv=None):
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     e.add_argument("--raw", action="store_true", help="use G's last weights, not their EMA")
-    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="--json: print the results as JSON instead of the table; "
+                        "--json FILE: print the table and write the JSON to FILE")
     e.set_defaults(run=_evaluate)
     i = commands.add_parser("info", help="versions, threads, CuPy and its GPU, the data cache")
     i.add_argument("--json", action="store_true", help="the same as JSON")

@@ -16,6 +16,7 @@ where it changes the model (MODEL_SETTINGS, check_unknown_settings).
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,33 @@ MODEL_SETTINGS = ("model", "conditional", "spectral_norm", "latent_dim", "prior"
 
 
 class ConfigError(ValueError):
-    """A training setting is invalid; raised before any work starts."""
+    """A training setting is invalid; raised before any work starts.
+
+    .problems: [(fields, message)], each message in the library's words, naming the
+    settings in `fields` (a tuple of TrainConfig field names; empty when none), so that a
+    command line can show the flags its user typed instead (npgan.cli.config_error_lines).
+    """
+
+    def __init__(self, message, problems=None):
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else [((), message)]
+
+    @classmethod
+    def of(cls, problems):
+        """One error for several problems, each a message as validate() writes them."""
+        return cls("invalid training settings:\n  " + "\n  ".join(problems),
+                   [(fields_named(m), m) for m in problems])
+
+
+def fields_named(message) -> tuple:
+    """The TrainConfig fields a message names: the one it begins with ('lr must be ...',
+    'unknown dataset ...'), those written as 'field=value', and any with an underscore
+    (data_dir: no English word has one)."""
+    first = message.removeprefix("unknown ").replace("=", " ").split(" ", 1)[0]
+    words = set(re.findall(r"[a-z][a-z0-9_]*", message))
+    return tuple(f.name for f in dataclasses.fields(TrainConfig)
+                 if f.name == first or f"{f.name}=" in message
+                 or ("_" in f.name and f.name in words))
 
 
 @dataclass
@@ -145,7 +172,7 @@ class TrainConfig:
         problems = self._number_problems() + self._choice_problems() + self._loss_problems() \
             + self._cure_problems()
         if problems:
-            raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
+            raise ConfigError.of(problems)
 
     def _number_problems(self) -> list:
         """Counts, rates and levels out of their range."""
@@ -344,10 +371,12 @@ def resume_config(checkpoint, **given):
     refused = [f"{k}={new!r} (the run has {old!r})" for k, (old, new) in changes.items()
                if k not in RESUME_CHANGEABLE]
     if refused:
-        raise ConfigError(
-            f"cannot resume {path} with {', '.join(refused)}: a resumed run keeps its data, "
-            f"model, losses and optimizer, and may change only {', '.join(RESUME_CHANGEABLE)}; "
-            f"start a new run (another --out) to change the others")
+        message = (f"cannot resume {path} with {', '.join(refused)}: a resumed run keeps the "
+                   f"settings it started with (data, architecture, losses, optimizer) and may "
+                   f"change only {', '.join(RESUME_CHANGEABLE)}; start a new run (another "
+                   f"out folder) to change the others")
+        fields = tuple(k for k in changes if k not in RESUME_CHANGEABLE) + RESUME_CHANGEABLE
+        raise ConfigError(message, [(fields, message)])
     merged = dict(saved, **{k: fresh[k] for k in given})
     config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
     return config, changes, {"step": ck.meta["step"], "epoch": ck.meta["epoch"]}

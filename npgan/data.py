@@ -6,6 +6,9 @@ the device-side batch iterator. The IDX file format itself is npgan.idx.
     >>> for batch in iterate_batches(x, 64, be):     # one shuffled epoch, (64, 784)
     ...     ...
 
+load_dataset_named also says which set it read (a fallback changes it), and
+describe_dataset puts that in words for a run's first lines.
+
 Names for load_dataset:
   "mnist"          full MNIST (60,000 + 10,000): from the cache, else downloaded (see
                    npgan.download), else a warning and the bundled "mnist-5k" instead.
@@ -66,6 +69,26 @@ def load_dataset(name: str, data_dir=None, split: str = "train", download: bool 
         cache (default: $NPGAN_DATA/<name> or ~/.cache/npgan/<name>).
     split: "train", "test" or "all". download: allow fetching missing files.
     """
+    images, labels, _ = _load(name, data_dir, split, download)
+    return images, labels
+
+
+def load_dataset_named(name: str, data_dir=None, split: str = "train", download: bool = True):
+    """load_dataset, and the name of the set it really read: (images, labels, name).
+    The name differs from the one asked for when full MNIST fell back to "mnist-5k"."""
+    return _load(name, data_dir, split, download)
+
+
+def describe_dataset(name: str, n: int, data_dir=None) -> str:
+    """The data a run reads, in words, for its first lines: its name and its n images."""
+    if data_dir is not None:
+        return f"the MNIST-format IDX files in {data_dir}, {n:,} training images"
+    return {"mnist-5k": f"MNIST-5k, the {n:,} bundled training digits",
+            "mnist": f"MNIST, the full {n:,} training digits",
+            "fashion-mnist": f"Fashion-MNIST, {n:,} training images"}[name]
+
+
+def _load(name, data_dir, split, download):
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(DATASETS)}")
     if split not in SPLITS:
@@ -74,19 +97,19 @@ def load_dataset(name: str, data_dir=None, split: str = "train", download: bool 
         if data_dir is not None:
             raise ValueError("'mnist-5k' is bundled with npgan and reads no data_dir; "
                              "use name='mnist' to read IDX files from a folder")
-        return _load_mnist_5k(split)
+        return (*_load_mnist_5k(split), name)
     if data_dir is not None:
-        return _load_folder(data_dir, split)
+        return (*_load_folder(data_dir, split), name)
 
     folder = cache_dir(name)
     if name == "fashion-mnist" and not has_idx_files(folder) and has_idx_files(
             DEBIAN_FASHION_MNIST):
         # A local copy beats a 30 MB download; its data match our checksums.
-        return _load_folder(DEBIAN_FASHION_MNIST, split)
+        return (*_load_folder(DEBIAN_FASHION_MNIST, split), name)
     try:
         if download:
             folder = download_dataset(name)  # checks the cache first
-        return _load_folder(folder, split)
+        return (*_load_folder(folder, split), name)
     except DataError as err:
         reason = err
     if name == "fashion-mnist":
@@ -101,9 +124,9 @@ def load_dataset(name: str, data_dir=None, split: str = "train", download: bool 
         f"(it is then downloaded to {folder}), set NPGAN_DATA to a folder that holds "
         f"or can cache it, or pass data_dir (--data-dir) to a folder with the four "
         f"MNIST IDX files.",
-        stacklevel=2,
+        stacklevel=3,                         # the caller of load_dataset(_named)
     )
-    return _load_mnist_5k(split)
+    return (*_load_mnist_5k(split), "mnist-5k")
 
 
 # ------------------------------------------------------------------ on the device

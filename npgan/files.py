@@ -52,6 +52,18 @@ def describe_write_error(err: OSError) -> str:
     return f"cannot write {err.filename}: {cause}" if err.filename else f"cannot write: {cause}"
 
 
+def not_a_folder(folder):
+    """Why `folder` cannot be a folder, in words ("runs/x is a file, not a folder", or
+    "... cannot be made, because runs is a file"), or None when it is or can be one."""
+    folder = Path(folder)
+    blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocking is None:
+        return None
+    if blocking == folder:
+        return f"{folder} is a file, not a folder"
+    return f"{folder} cannot be made, because {blocking} is a file, not a folder"
+
+
 def open_temporary(path):
     """(fd, name) of a new temporary file beside `path`: in the same folder, so that
     os.replace(name, path) is atomic. Unlike tempfile.mkstemp (mode 0600) it gets the

@@ -32,17 +32,37 @@ def image_grid(images, nrow=None, side=28, pad=2):
     return grid
 
 
-def save_grid(images, path, nrow=None, scale=2):
-    """Write image_grid(images) as a grayscale PNG, each pixel `scale` x `scale`."""
+def save_grid(images, path, nrow=None, scale=2, title=None):
+    """Write image_grid(images) as a grayscale PNG, each pixel `scale` x `scale`;
+    title: a line of text above the grid (e.g. "epoch 12, step 840")."""
     from PIL import Image
 
     grid = image_grid(images, nrow)
     img = Image.fromarray(grid, mode="L")
     if scale > 1:
         img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    if title:
+        img = _titled(img, title)
     png = io.BytesIO()
     img.save(png, format="PNG")
     return write_atomically(path, png.getvalue())        # the whole PNG, or none
+
+
+TITLE_HEIGHT = 22      # pixels of the black strip above a titled grid
+
+
+def _titled(img, title, height=TITLE_HEIGHT):
+    """A grayscale image with a black strip of `height` pixels on top, `title` in white."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=height - 6)     # Pillow >= 10.1, with FreeType
+    except (TypeError, OSError, ImportError):
+        font = ImageFont.load_default()                    # a small bitmap font
+    out = Image.new("L", (img.width, img.height + height), 0)
+    out.paste(img, (0, height))
+    ImageDraw.Draw(out).text((6, height // 2), title, fill=255, font=font, anchor="lm")
+    return out
 
 
 def save_gif(png_paths, path, ms_per_frame=300):
@@ -58,10 +78,19 @@ def save_gif(png_paths, path, ms_per_frame=300):
     return write_atomically(path, gif.getvalue())
 
 
-def plot_curves(records, path):
+def plot_curves(records, path, title=None):
     """Loss curves and D's outputs/accuracy over steps, from metrics.jsonl records.
     For a critic (WGAN, WGAN-GP, hinge) the right panel shows its Wasserstein estimate
-    mean D(x) - mean D(G(z)) and, under WGAN-GP, the mean ||grad D(x_hat)|| instead."""
+    mean D(x) - mean D(G(z)) and, under WGAN-GP, the mean ||grad D(x_hat)|| instead.
+    title: above both panels (train() gives the run's folder and its last step)."""
+    fig = curves_figure(records, title)
+    picture = io.BytesIO()
+    fig.savefig(picture, format=Path(path).suffix.lstrip(".") or "png")
+    return write_atomically(path, picture.getvalue())
+
+
+def curves_figure(records, title=None):
+    """The matplotlib Figure that plot_curves writes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -73,6 +102,7 @@ def plot_curves(records, path):
     left.plot(steps, [r["loss_d"] for r in records], label="D loss")
     left.plot(steps, [r["loss_g"] for r in records], label="G loss")
     left.set_xlabel("step")
+    left.set_ylabel("loss (mean over the logged steps)")
     left.set_title("losses")
     left.legend()
     if records and "wasserstein" in records[0]:
@@ -83,12 +113,13 @@ def plot_curves(records, path):
             right.plot(steps, [r[key] for r in records], label=label)
         right.set_ylim(-0.02, 1.02)
         right.set_xlabel("step")
-        right.set_title("discriminator")
+        right.set_ylabel("D's output (probability) and accuracy")
+        right.set_title("discriminator: D(x) on real images, D(G(z)) on fakes")
         right.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    picture = io.BytesIO()
-    fig.savefig(picture, format=Path(path).suffix.lstrip(".") or "png")
-    return write_atomically(path, picture.getvalue())
+    return fig
 
 
 def _critic_panel(ax, steps, records):

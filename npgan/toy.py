@@ -5,13 +5,14 @@
     every Gaussian has std 0.05 (STD) unless the caller asks for another
 
 In two dimensions we can measure what MNIST only lets us eyeball: how many modes G
-covers (mode collapse) and how sharp its samples are (mode_coverage).
+covers (mode collapse) and what share of its samples lie within 3 std of a mode
+(mode_coverage).
 The GAN works in units where the data fit inside Tanh's range (-1, 1), like MNIST
 pixels: D sees points divided by SCALE, and G's outputs are multiplied by SCALE
 before we measure or plot them.
 
     G, D, history = train_toy("ring", steps=3000, seed=0)
-    history[-1]["covered"], history[-1]["hq_share"]    # modes hit, share of sharp samples
+    history[-1]["covered"], history[-1]["hq_share"]    # modes hit, share within 3 std of a mode
 reference: https://arxiv.org/abs/1611.02163 (Unrolled GANs, section 3.1: the ring)
 """
 from __future__ import annotations
@@ -88,11 +89,11 @@ def sample(shape, n, backend, std=STD):
 def mode_coverage(points, centers, std, min_share=None):
     """How well `points` (N, 2) cover the K modes at `centers` (K, 2), on the host.
 
-    A point is high quality when it lies within 3 std of its nearest center; it then
-    counts for that mode. A mode is covered when it holds at least min_share * N
-    high-quality points; by default min_share = 1 / (4 K), a quarter of its fair share
-    (points spread evenly along the ring, missing the modes, stay below that).
-    Returns (covered modes: int, per-mode counts: int array (K,), high-quality share).
+    A point that lies within 3 std of its nearest center counts for that mode. A mode
+    is covered when at least min_share * N points lie within 3 std of it; by default
+    min_share = 1 / (4 K), a quarter of its fair share (points spread evenly along the
+    ring, missing the modes, stay below that). Returns (covered modes: int, per-mode
+    counts: int array (K,), hq_share: the share of points within 3 std of a mode).
     """
     pts = np.asarray(to_numpy(points), dtype=np.float64)             # (N, 2)
     mus = np.asarray(to_numpy(centers), dtype=np.float64)            # (K, 2)
@@ -100,7 +101,7 @@ def mode_coverage(points, centers, std, min_share=None):
     min_share = 1.0 / (4 * k) if min_share is None else min_share
     dist = np.linalg.norm(pts[:, None, :] - mus[None, :, :], axis=-1)   # (N, K)
     nearest = np.argmin(dist, axis=1)                                # (N,)
-    good = np.min(dist, axis=1) <= 3.0 * std                         # (N,) high quality
+    good = np.min(dist, axis=1) <= 3.0 * std                         # (N,) within 3 std of a mode
     counts = np.bincount(nearest[good], minlength=k)                 # (K,)
     covered = int(np.sum(counts >= min_share * n))
     return covered, counts, float(np.mean(good))

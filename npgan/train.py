@@ -3,10 +3,14 @@
 The lesson lives in gan.py; this module is the plumbing around it:
   * every `log_every` steps the step statistics (kept on the device until then) are
     read in ONE host transfer, checked for NaN/inf, and appended to metrics.jsonl;
-  * every epoch: a sample grid from a fixed noise batch, and a checkpoint;
-  * at the end: an animated GIF of the grids and a plot of the curves;
+  * first, its plan (npgan.progress: the data really read, the models, the steps, the
+    threads) and, once some steps are timed, the estimated total time;
+  * every epoch: a sample grid from a fixed noise batch, a checkpoint, and a line with
+    the time so far and the time left;
+  * at the end, or at a stop: an animated GIF of the grids and a plot of the curves;
   * Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and stops; `resume`
-    continues so exactly that the result equals an uninterrupted run (NumPy backend);
+    continues so exactly that the result equals an uninterrupted run (NumPy backend),
+    and its clock goes on from the checkpoint's;
   * one run per output folder (npgan.runlock); what else a run survives: docs/faults.md.
 What a run does is a TrainConfig (npgan/config.py); its G and D come from npgan/models.py.
 """
@@ -16,11 +20,11 @@ import json
 import signal
 import tempfile
 import threading
-import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from npgan.augment import DiffAugment
 from npgan.backend import concat, get_backend, host
 from npgan.checkpoint import load_checkpoint, save_checkpoint
 # the settings of a run live in npgan.config, its models in npgan.models; their
@@ -28,15 +32,15 @@ from npgan.checkpoint import load_checkpoint, save_checkpoint
 from npgan.config import (DEFAULT_G_LOSS, DEFAULTS, MODEL_SETTINGS, MODELS, NUM_CLASSES,
                           OPTIMIZERS, RESUME_CHANGEABLE, ConfigError, TrainConfig,
                           resume_config, saved_settings)
-from npgan.data import DataError, iterate_batches, load_dataset, to_device
-from npgan.augment import DiffAugment
+from npgan.data import DataError, describe_dataset, iterate_batches, load_dataset_named, to_device
 from npgan.fast import accelerate
-from npgan.files import AppendLog, remove_temporaries
+from npgan.files import AppendLog, not_a_folder, remove_temporaries
 from npgan.gan import StepSettings, train_step
 from npgan.models import build_models, generate, load_generator
 from npgan.noise import instance_noise_sigma, sample_z
 from npgan.optim import Adam, RMSprop
 from npgan.plots import plot_curves, save_gif, save_grid
+from npgan.progress import Clock, plan_lines
 from npgan.runlock import RunLock
 from npgan.threads import limit_threads
 
@@ -55,12 +59,20 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _check_writable(folder: Path):
+    """The output folder exists (made if need be) and takes files; else a ConfigError
+    about `out` that names the file in the way, or the system's reason."""
+    problem = not_a_folder(folder)
+    if problem:
+        message = (f"out {problem}: give the run a folder of its own (it writes "
+                   f"checkpoint.npz, metrics.jsonl and samples/ there)")
+        raise ConfigError(message, [(("out",), message)])
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise ConfigError(f"cannot write to the output folder {folder}: {err}") from err
+        message = f"out {folder}: cannot write to the output folder: {err.strerror or err}"
+        raise ConfigError(message, [(("out",), message)]) from err
 
 
 def _checked_labels(labels, config):
@@ -98,11 +110,17 @@ class _Run:
         # the backend first: an unusable one (CuPy without a driver) fails before we write
         self.be = be = get_backend(config.backend, dtype=config.dtype, seed=config.seed)
         _check_writable(self.out)
-        images, labels = load_dataset(config.dataset, data_dir=config.data_dir, split="train")
+        images, labels, used = load_dataset_named(config.dataset, data_dir=config.data_dir,
+                                                  split="train")
+        self.data = describe_dataset(used, images.shape[0], config.data_dir)
+        self.asked_dataset = config.dataset
+        if used != config.dataset:       # full MNIST fell back to mnist-5k: the run says
+            self.data += f" (full {config.dataset} is not available: see the warning)"
+            self.config = config = replace(config, dataset=used)   # so, and so does its checkpoint
         if config.batch_size * config.d_steps > images.shape[0]:
-            raise ConfigError(
-                f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger than "
-                f"the {images.shape[0]} training images of {config.dataset!r}")
+            message = (f"batch_size * d_steps = {config.batch_size * config.d_steps} is larger "
+                       f"than the {images.shape[0]} training images of {config.dataset!r}")
+            raise ConfigError(message, [(("batch_size", "d_steps"), message)])
         self.x = to_device(images, be)                  # (N, P): the whole set, once
         # the classes go too, for a conditional GAN: (N,) int64, also once, checked
         # here because the device does not check them (xp.take wraps on CuPy)
@@ -131,6 +149,7 @@ class _Run:
         self.step, self.epoch, self.batch, self.order = 0, 0, 0, None
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.samples = []
+        self.clock = Clock()            # a resumed run's goes on from its checkpoint's
         self.unknown_settings = {}      # a checkpoint's settings we do not know: kept as they are
         if resume is not None:
             self._resume(Path(resume))
@@ -140,7 +159,8 @@ class _Run:
         saved = saved_settings(ck)
         self.unknown_settings = {k: v for k, v in ck.config.items() if k not in saved}
         mine = self.config.to_dict()
-        differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]]
+        differ = [f for f in saved if f not in RESUME_CHANGEABLE and saved[f] != mine[f]
+                  and not (f == "dataset" and saved[f] == self.asked_dataset)]   # a fallback
         if differ:                                          # every difference, in one line
             from npgan.checkpoint import CheckpointError
             raise CheckpointError(
@@ -161,6 +181,7 @@ class _Run:
         m = ck.meta
         self.step, self.epoch, self.batch = m["step"], m["epoch"], m["batch"]
         self.be.set_rng_state(m["rng"], self.step)
+        self.clock = Clock(m.get("elapsed", 0.0), self.step)   # older checkpoints: from 0
         self.samples = sorted((self.out / "samples").glob("epoch_*.png"))
 
     def take_step(self, batches):
@@ -200,7 +221,7 @@ class _Run:
             extra["order"] = self.order
         meta = {"config": {**self.unknown_settings, **self.config.to_dict()},
                 "step": self.step, "epoch": self.epoch, "batch": self.batch,
-                "rng": self.be.rng_state(),
+                "rng": self.be.rng_state(), "elapsed": self.clock.elapsed(),
                 "model_settings": list(MODEL_SETTINGS)}     # see check_unknown_settings
         models = {"G": self.G, "D": self.D}
         if self.ema is not None:
@@ -253,7 +274,8 @@ class _Run:
             images = self.be.to_numpy(G.forward(self.fixed_z))            # (64, P)
         G.train()
         nrow = NUM_CLASSES if self.config.conditional else 8
-        path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=nrow)
+        path = save_grid(images, self.out / "samples" / f"epoch_{self.epoch:04d}.png", nrow=nrow,
+                         title=f"epoch {self.epoch}, step {self.step:,}")
         self.samples.append(path)
 
     # -- logging ----------------------------------------------------------------
@@ -322,14 +344,16 @@ def train(config: TrainConfig, resume=None, progress=True, on_step=None, log=Non
     """Train a GAN as `config` says; returns a summary dict (steps, time, last record, files).
 
     resume: a checkpoint path to continue from. on_step(run): called after every step
-    (tests and extensions). log(line): where per-epoch lines go (default: tqdm.write).
+    (tests and extensions). log(line): where the plan and the per-epoch lines go
+    (default: tqdm.write with progress, else nowhere). progress: a progress bar, when
+    stderr is a terminal (in a file it would be a redraw every few steps).
     The run uses config.threads threads (npgan.threads), and only while it lasts.
     """
-    with limit_threads(config.threads):
-        return _train(config, resume, progress, on_step, log)
+    with limit_threads(config.threads) as threads:
+        return _train(config, resume, progress, on_step, log, threads)
 
 
-def _train(config, resume, progress, on_step, log) -> dict:
+def _train(config, resume, progress, on_step, log, threads) -> dict:
     from tqdm.auto import tqdm
 
     run = _Run(config, resume)
@@ -338,8 +362,11 @@ def _train(config, resume, progress, on_step, log) -> dict:
     flag = {"stop": False}
     lock = RunLock(run.out).acquire()          # FolderInUse if another run writes here
     old_handlers = _install_stop_handlers(flag)
-    started, record, evaluation = time.perf_counter(), None, None
-    log(config.describe_loss())
+    record, evaluation = None, None
+    for line in plan_lines(run.config, run.data, run.G, run.D, run.steps_per_epoch, run.step,
+                           threads):
+        log(line)
+    on_step = _timed(run, on_step, log)
     try:
         for path in remove_temporaries(run.out):   # left by a run killed while writing
             warnings.warn(f"removed {path}, a temporary file left by a run killed while "
@@ -353,11 +380,30 @@ def _train(config, resume, progress, on_step, log) -> dict:
                     break
                 evaluation = _end_epoch(run, log_file, evaluation, log)
                 if record is not None:
-                    log(_epoch_line(run, record, time.perf_counter() - started))
-        return _finish(run, record, time.perf_counter() - started, evaluation)
+                    log(_epoch_line(run, record))
+        return _finish(run, record, evaluation)
     finally:
         _restore_handlers(old_handlers)
         lock.release()
+
+
+def _last_step(run) -> int:
+    """The step this invocation ends at: the run's last, or max_steps."""
+    total, stop = run.total_steps, run.config.max_steps
+    return total if stop is None else min(total, stop)
+
+
+def _timed(run, on_step, log):
+    """on_step, after the clock's tick, and the estimated total once the pace is timed."""
+    def timed(run):
+        if run.clock.wants_sync(run.step):
+            run.be.synchronize()                  # CuPy: time the work, not its launch
+        run.clock.tick(run.step)
+        if run.clock.estimate_due(run.step) and run.step < _last_step(run):
+            log(run.clock.estimate_line(run.step, _last_step(run)))
+        if on_step is not None:
+            on_step(run)
+    return timed
 
 
 def _warn_if_busy(be):
@@ -379,8 +425,9 @@ def _train_epoch(run, log_file, flag, on_step, progress):
         run.order = run.be.permutation(run.x.shape[0])          # this epoch's shuffle
     batches = iterate_batches(run.x, cfg.batch_size, run.be, order=run.order,
                               start=run.batch, labels=run.y)
+    # disable=None: tqdm draws only on a terminal; in a log file it would be redraws
     bar = tqdm(total=run.steps_per_epoch, initial=run.batch // k, unit="step", leave=False,
-               desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=not progress)
+               desc=f"epoch {run.epoch + 1}/{cfg.epochs}", disable=None if progress else True)
     record, pending = None, []
     while run.batch + k <= run.steps_per_epoch * k:
         pending.append(run.take_step(batches))
@@ -401,9 +448,11 @@ def _train_epoch(run, log_file, flag, on_step, progress):
 
 
 def _stop(run, flag):
-    """A stop before the epoch's end: checkpoint; after Ctrl-C or SIGTERM, TrainingInterrupted."""
+    """A stop before the epoch's end: checkpoint; after Ctrl-C or SIGTERM, the pictures
+    (as at the end of a run) and TrainingInterrupted."""
     run.save_checked(f"by step {run.step}")
     if flag["stop"]:
+        _pictures(run)
         name = "Ctrl-C" if flag["stop"] == signal.SIGINT else "SIGTERM"
         raise TrainingInterrupted(
             f"interrupted at step {run.step} ({name}); checkpoint saved to "
@@ -432,10 +481,10 @@ def _evaluation_line(epoch, e):
     return line
 
 
-def _epoch_line(run, record, seconds):
+def _epoch_line(run, record):
     noise = f"noise sigma {run.sigma:.4f}  " if run.config.instance_noise else ""
     return (f"epoch {run.epoch}/{run.config.epochs}  step {run.step}  {summarize(record)}  "
-            f"{noise}[{seconds:.0f} s]")
+            f"{noise}{run.clock.epoch_suffix(run.step, _last_step(run))}")
 
 
 def _postfix(record):
@@ -466,14 +515,25 @@ def read_metrics(path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _finish(run, record, seconds, evaluation=None) -> dict:
-    files = {"checkpoint": str(run.checkpoint_path), "metrics": str(run.out / "metrics.jsonl")}
+def _pictures(run) -> dict:
+    """samples.gif (of the epochs' grids) and curves.png (of metrics.jsonl): {name: path}."""
+    files = {}
     if run.samples:
         files["gif"] = str(save_gif(run.samples, run.out / "samples.gif"))
         files["last_grid"] = str(run.samples[-1])
     records = read_metrics(run.out / "metrics.jsonl")
     if records:
-        files["curves"] = str(plot_curves(records, run.out / "curves.png"))
-    return {"steps": run.step, "epochs": run.epoch, "seconds": seconds, "last": record,
+        cfg = run.config
+        title = (f"{run.out}: {cfg.model} {cfg.loss} on {cfg.dataset}, step {run.step:,} "
+                 f"(epoch {run.epoch} of {cfg.epochs} done)")
+        files["curves"] = str(plot_curves(records, run.out / "curves.png", title=title))
+    return files
+
+
+def _finish(run, record, evaluation=None) -> dict:
+    """The summary; "seconds" is the run's whole time, a resumed run's earlier time included."""
+    files = {"checkpoint": str(run.checkpoint_path), "metrics": str(run.out / "metrics.jsonl"),
+             **_pictures(run)}
+    return {"steps": run.step, "epochs": run.epoch, "seconds": run.clock.elapsed(), "last": record,
             "evaluation": evaluation, "files": files, "G": run.G, "D": run.D,
             "G_sampler": run.sampler}

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shell import printed_hint, python_as_shown, require_installed_npgan, typed_in_a_shell
+
 ROOT = Path(__file__).resolve().parents[1]
 # every test here starts the scripts as processes: the slow step of .ci/run runs them
 pytestmark = pytest.mark.slow
@@ -27,6 +29,10 @@ def test_train_mnist_dry_run_then_sample(tmp_path):
     result = run("examples/train_mnist.py", "--dataset", "mnist-5k", "--dry-run", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "done: 3 steps" in result.stdout
+    assert "\ndata: MNIST-5k, the 4,500 bundled training digits\nmodel: MLP GAN, G " \
+           "100-256-512-1024-784" in "\n" + result.stdout, result.stdout
+    assert "\nsteps: 200 epochs x 70 steps (batch 64) = 14,000 steps; this run stops at " \
+           "step 3\nthreads: 1 " in result.stdout, result.stdout
     assert (out / "checkpoint.npz").exists() and (out / "metrics.jsonl").exists()
 
     npy = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "10", "-o", str(tmp_path / "s.npy"))
@@ -38,18 +44,35 @@ def test_train_mnist_dry_run_then_sample(tmp_path):
                      "--json", str(tmp_path / "eval.json"))
     assert evaluation.returncode == 0, evaluation.stderr
     assert "frechet" in evaluation.stdout and "classes" in evaluation.stdout
+    assert "{" not in evaluation.stdout                     # the table, and no JSON
+    assert f"wrote {tmp_path / 'eval.json'}" in evaluation.stdout
     assert json.loads((tmp_path / "eval.json").read_text())["n"] == 300
+    as_json = run("-m", "npgan", "evaluate", str(out / "checkpoint.npz"), "--n", "300", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == json.loads((tmp_path / "eval.json").read_text())
     png = run("-m", "npgan", "sample", str(out / "checkpoint.npz"), "-n", "16", "-o", str(tmp_path / "s.png"))
     assert png.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bad_flags_fail_at_once_with_a_message(tmp_path):
+def test_bad_flags_fail_at_once_naming_the_flags_typed(tmp_path):
     result = run("examples/train_mnist.py", "--lr", "-1", "--batch-size", "0", "--out", str(tmp_path))
-    assert result.returncode != 0
-    assert "lr must be > 0" in result.stderr and "batch_size must be a positive integer" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr == ("error: invalid settings:\n  --batch-size must be a positive "
+                             "integer, got 0\n  --lr must be > 0, got -1.0\n"), result.stderr
+    result = run("examples/train_mnist.py", "--batch-size", "0", "--out", str(tmp_path))
+    assert result.stderr == "error: --batch-size must be a positive integer, got 0\n"
     result = run("examples/train_mnist.py", "--dataset", "nope", "--out", str(tmp_path))
-    assert "unknown dataset 'nope'" in result.stderr and "Traceback" not in result.stderr
+    assert "unknown --dataset 'nope'" in result.stderr and "Traceback" not in result.stderr
+    result = run("examples/train_mnist.py", "--dataset", "mnist-5k", "--data-dir", "x",
+                 "--out", str(tmp_path))
+    assert result.stderr.startswith("error: --dataset 'mnist-5k' is bundled and reads no "
+                                    "--data-dir; use --dataset 'mnist'"), result.stderr
+    (tmp_path / "a_file").write_text("mine")
+    result = run("examples/train_mnist.py", "--dry-run", "--out", str(tmp_path / "a_file"))
+    assert result.stderr == (f"error: --out {tmp_path / 'a_file'} is a file, not a folder: give "
+                             f"the run a folder of its own (it writes checkpoint.npz, "
+                             f"metrics.jsonl and samples/ there)\n"), result.stderr
+    assert (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_sample_rejects_bad_input(tmp_path):
@@ -89,7 +112,9 @@ def test_conditional_dry_run_then_sample_by_label_and_evaluate(tmp_path):
     assert png.returncode == 0, png.stderr
     evaluation = run("-m", "npgan", "evaluate", ck, "--n", "200")
     assert evaluation.returncode == 0, evaluation.stderr
-    assert "agree" in evaluation.stdout and '"label_agreement"' in evaluation.stdout
+    assert "agree" in evaluation.stdout and "label_agreement" not in evaluation.stdout
+    as_json = run("-m", "npgan", "evaluate", ck, "--n", "200", "--json")
+    assert "label_agreement" in json.loads(as_json.stdout)
     bad = run("-m", "npgan", "sample", ck, "--label", "12", "-o", str(tmp_path / "x.npy"))
     assert bad.returncode != 0 and "--label must be a class from 0 to 9" in bad.stderr
     plain = tmp_path / "plain"
@@ -130,12 +155,13 @@ def test_sample_into_a_missing_folder_creates_it_and_a_bad_path_is_one_line(tmp_
 
 
 def test_ctrl_c_then_the_printed_hint_typed_literally_ends_bit_identical(tmp_path):
-    """The hint Ctrl-C prints, run as printed, continues the interrupted run (its data
-    set and epochs, not the command line's defaults) and ends with the same weights,
-    Adam moments and EMA as a run that was never interrupted."""
-    import shlex
+    """The hint Ctrl-C prints, typed as printed into a shell without the venv active,
+    continues the interrupted run (its data set and epochs, not the command line's
+    defaults) and ends with the same weights, Adam moments and EMA as a run that was
+    never interrupted. The interrupted run leaves its curves and GIF, as a finished one."""
     import signal
     import time
+    require_installed_npgan()
     flags = ["--dataset", "mnist-5k", "--epochs", "3", "--batch-size", "500", "--seed", "7",
              "--log-every", "4"]
     full = run("examples/train_mnist.py", *flags, "--out", str(tmp_path / "full"))
@@ -149,11 +175,10 @@ def test_ctrl_c_then_the_printed_hint_typed_literally_ends_bit_identical(tmp_pat
     proc.send_signal(signal.SIGINT)                          # Ctrl-C in epoch 2
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 130, (stdout, stderr)
-    hint = [line for line in stdout.splitlines() if line.startswith("resume with: ")]
-    assert len(hint) == 1, stdout
-    argv = shlex.split(hint[0][len("resume with: "):])
-    assert argv[0] == "python"
-    resumed = run(*argv[1:])
+    assert (cut / "curves.png").exists() and (cut / "samples.gif").exists()
+    hint = printed_hint(stdout)
+    assert hint == f"{python_as_shown()} examples/train_mnist.py --out {cut} --resume"
+    resumed = typed_in_a_shell(hint)
     assert resumed.returncode == 0, resumed.stderr
     assert "dataset=mnist-5k" in resumed.stdout and "epochs=3 " in resumed.stdout
     assert "changed:" not in resumed.stdout
@@ -172,8 +197,8 @@ def test_a_resume_refuses_settings_that_cannot_change_and_accepts_more_epochs(tm
               "--g-loss", "minimax", "--epochs", "2")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1, bad.stderr
-    assert "dataset='mnist' (the run has 'mnist-5k'), g_loss='minimax' (the run has " \
-           "'non-saturating')" in bad.stderr and "may change only epochs" in bad.stderr
+    assert "--dataset='mnist' (the run has 'mnist-5k'), --g-loss='minimax' (the run has " \
+           "'non-saturating')" in bad.stderr and "may change only --epochs, --out" in bad.stderr
     more = run("examples/train_mnist.py", "--out", str(out), "--resume", "--epochs", "2")
     assert more.returncode == 0, more.stderr
     assert "resuming" in more.stdout and "(1 of 2 epochs done)" in more.stdout
@@ -289,3 +314,69 @@ def test_wgan_figures_reads_critic_runs(tmp_path):
     assert figure.returncode == 0, figure.stderr
     assert "||grad D(x_hat)|| median" in figure.stdout
     assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_log_file_gets_one_line_an_epoch_and_a_terminal_gets_a_bar(tmp_path):
+    """Output redirected to a file: the plan, the estimate and the epoch lines, and not one
+    progress-bar redraw. The control: the same run with stderr on a terminal (a pty) draws
+    its bar there."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    flags = ["examples/train_mnist.py", "--dataset", "mnist-5k", "--epochs", "2",
+             "--batch-size", "100", "--log-every", "5"]
+    with open(tmp_path / "log.txt", "w") as log:
+        result = subprocess.run([sys.executable, *flags, "--out", str(tmp_path / "file")],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, timeout=300,
+                                env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert result.returncode == 0
+    text = (tmp_path / "log.txt").read_text()
+    assert "\r" not in text and "step/s" not in text, text
+    lines = text.splitlines()
+    assert [line.split("  ")[0] for line in lines if line.startswith("epoch ")] == \
+        ["epoch 1/2", "epoch 2/2"], text
+    assert sum(line.startswith("estimated total: about ") for line in lines) == 1, text
+    assert "left]" in [line for line in lines if line.startswith("epoch 1/2")][0]
+    terminal, stderr = pty.openpty()
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    proc = subprocess.Popen([sys.executable, *flags, "--epochs", "1", "--out", str(tmp_path / "tty")],
+                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    os.close(stderr)
+    shown = b""
+    while True:                     # read while it runs: a pty holds a few kB, no more
+        if select.select([terminal], [], [], 1.0)[0]:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:                                 # the child's end is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(terminal)
+    assert proc.wait(timeout=300) == 0
+    assert b"\r" in shown and b"step/s" in shown, shown[-500:]
+
+
+@pytest.mark.slow
+def test_every_example_refuses_an_out_that_is_a_file_in_one_line(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    cases = {"examples/toy_2d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/gan_1d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/optimal_d.py": f"error: --out {a_file} is a file, not a folder",
+             "examples/saturation.py": f"error: --out {a_file}/s.png: {a_file} is a file, not a folder",
+             "examples/gradient_flow.py": f"error: --out {a_file} is a file, not a folder: give "
+                                          f"the run a folder of its own"}
+    for script, start in cases.items():
+        out = a_file / "s.png" if script.endswith("saturation.py") else a_file
+        result = run(script, "--out", str(out))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (script, result.stderr)
+        assert result.stderr.startswith(start) and result.stderr.count("\n") == 1, (script, result.stderr)
+    assert a_file.read_text() == "mine"

@@ -23,6 +23,7 @@ from npgan.metrics import FeatureMoments
 from npgan.models import generate, load_generator
 from npgan.runlock import LOCK_NAME, FolderInUse, RunLock
 from npgan.train import TrainingInterrupted, train
+from tests.shell import printed_hint, python_as_shown, require_installed_npgan, typed_in_a_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 6                 # of the tiny GAN below: 70 steps each on mnist-5k, batch 64
@@ -144,7 +145,8 @@ def test_a_file_size_limit_is_one_line_and_nothing_is_lost(run, uninterrupted, l
                            f"file-size limit (ulimit -f) was reached; nothing half-written "
                            f"was left; the last good checkpoint, {folder / 'checkpoint.npz'} "
                            f"(step {CUT}), is intact"), line
-    assert line.endswith(f"resume with: python examples/train_mnist.py --out {folder} --resume")
+    assert line.endswith(f"resume with: {python_as_shown()} examples/train_mnist.py --out "
+                         f"{folder} --resume")
     assert temporaries(folder) == []
     assert load_checkpoint(folder / "checkpoint.npz").meta["step"] == CUT
     resume_to_the_end(folder, uninterrupted)
@@ -184,7 +186,7 @@ def test_sigterm_in_train_finishes_the_step_saves_and_restores_the_handlers(tmp_
 
 @pytest.mark.slow
 def test_sigterm_to_train_mnist_saves_prints_the_hint_and_resumes_bit_identically(run, uninterrupted):
-    import shlex
+    require_installed_npgan()
     folder = run
     proc = cli("examples/train_mnist.py", "--out", str(folder), "--resume",
                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -200,11 +202,10 @@ def test_sigterm_to_train_mnist_saves_prints_the_hint_and_resumes_bit_identicall
     step = load_checkpoint(folder / "checkpoint.npz").meta["step"]
     assert CUT < step < TOTAL, "the run ended before SIGTERM came: give it more epochs"
     assert f"interrupted at step {step} (SIGTERM); checkpoint saved to" in stdout
-    hint = [line for line in stdout.splitlines() if line.startswith("resume with: ")]
-    assert len(hint) == 1, stdout
-    argv = shlex.split(hint[0][len("resume with: "):])
-    assert argv[:2] == ["python", "examples/train_mnist.py"]
-    assert cli(*argv[1:]).returncode == 0
+    hint = printed_hint(stdout)                          # typed as shown, no venv active
+    assert hint.startswith(f"{python_as_shown()} examples/train_mnist.py --out ")
+    resumed = typed_in_a_shell(hint)
+    assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(folder / "checkpoint.npz", uninterrupted)
 
 

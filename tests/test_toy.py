@@ -32,7 +32,7 @@ def test_points_far_from_every_mode_cover_nothing():
     assert (covered, counts.sum(), hq_share) == (0, 0, 0.0)
 
 
-def test_high_quality_means_within_three_std_of_a_mode():
+def test_hq_share_counts_the_points_within_three_std_of_a_mode():
     near = RING[:1] + [[2.9 * STD, 0.0]]                             # inside the 3-std disc
     far = RING[:1] + [[3.1 * STD, 0.0]]                              # just outside it
     covered, counts, hq_share = mode_coverage(np.concatenate([near, far]), RING, STD)
@@ -62,7 +62,7 @@ def test_a_ring_that_ignores_the_modes_covers_none(std):
 
 # ------------------------------------------------------------------------- sample
 @pytest.mark.parametrize("shape, modes", [("ring", 8), ("grid", 25)])
-def test_real_samples_cover_every_mode_and_are_sharp(shape, modes):
+def test_real_samples_cover_every_mode_and_lie_within_three_std(shape, modes):
     """The real data pass the bar they define: every mode, and ~98.9% of points within
     3 std (a 2-D Gaussian keeps 1 - exp(-9/2) of its mass in that disc)."""
     be = get_backend("numpy", seed=1)

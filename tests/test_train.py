@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from npgan.checkpoint import CheckpointError, load_checkpoint
 from npgan.config import ConfigError, TrainConfig, resume_config
 from npgan.data import DataError
 from npgan.models import generate, load_generator
-from npgan.train import TrainingDiverged, TrainingInterrupted, train
+from npgan.train import TrainingDiverged, TrainingInterrupted, read_metrics, train
 
 STEPS_PER_EPOCH = 4500 // 64    # mnist-5k's training split, batch 64: 70 steps
 
@@ -109,10 +110,27 @@ def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-def test_unwritable_output_folder(tmp_path):
+def test_an_output_folder_that_is_a_file_is_named(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
-    with pytest.raises(ConfigError, match="cannot write to the output folder"):
+    with pytest.raises(ConfigError, match=rf"^out {tmp_path}/a_file is a file, not a folder: "
+                                          r"give the run a folder of its own") as info:
+        train(tiny(tmp_path, out=str(tmp_path / "a_file")), progress=False)
+    assert info.value.problems[0][0] == ("out",)
+    with pytest.raises(ConfigError, match=rf"^out {tmp_path}/a_file/run cannot be made, "
+                                          rf"because {tmp_path}/a_file is a file, not a folder"):
         train(tiny(tmp_path, out=str(tmp_path / "a_file" / "run")), progress=False)
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
+def test_a_config_error_names_the_fields_of_each_problem():
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(batch_size=0, lr=-1.0, lr_d=0.0, dataset="mnist-5k", data_dir="x",
+                    loss="hinge", label_smoothing=0.1).validate()
+    fields = [fields for fields, _ in info.value.problems]
+    assert fields == [("batch_size",), ("lr",), ("lr_d",), ("dataset", "data_dir"),
+                      ("label_smoothing",)], info.value.problems
+    assert str(info.value).startswith("invalid training settings:\n  batch_size must be")
+    assert ConfigError("plain").problems == [((), "plain")]
 
 
 def test_resume_refuses_another_architecture(tmp_path):
@@ -217,7 +235,8 @@ def test_conditional_run_resumes_exactly_and_samples_by_label(tmp_path):
     np.testing.assert_array_equal(z[:10], z[10:20])      # each column keeps its z
     from PIL import Image
     grid = Image.open(tmp_path / "a" / "run" / "samples" / "epoch_0002.png")
-    assert grid.size[0] == grid.size[1]                   # 10 x 10 images
+    from npgan.plots import TITLE_HEIGHT
+    assert grid.size == (604, 604 + TITLE_HEIGHT)         # 10 x 10 images of 2 x 30 pixels
 
     G, be, config = load_generator(tmp_path / "a" / "run" / "checkpoint.npz")
     assert G.num_classes == 10 and config.conditional
@@ -372,3 +391,46 @@ def test_train_still_exports_every_name_that_moved_to_config_and_models():
     for module, names in moved.items():
         for name in names:
             assert getattr(train_module, name) is getattr(module, name), name
+
+
+DOCS_TRAINING = Path(__file__).resolve().parents[1] / "docs" / "training.md"
+
+
+def logged_keys(configs):
+    """Every key of the records the runs of `configs` write: 'grad_norm/<model>.<layer>.<name>'
+    for the layers' gradient norms, and 'eval.<key>' for an evaluation record's."""
+    keys = set()
+    for config in configs:
+        train(config, progress=False)
+        for record in read_metrics(Path(config.out) / "metrics.jsonl"):
+            keys |= {"grad_norm/<model>.<layer>.<name>" if k.startswith("grad_norm/") else k
+                     for k in record if k != "eval"}
+            keys |= {f"eval.{k}" for k in record.get("eval", {})}
+    return keys
+
+
+def undocumented(keys):
+    text = DOCS_TRAINING.read_text(encoding="utf-8")
+    return sorted(k for k in keys if f"`{k.removeprefix('eval.')}`" not in text)
+
+
+def test_every_key_of_metrics_jsonl_is_explained_in_docs_training(tmp_path):
+    """A GAN with every optional key on, and a critic; the control: a made-up key is caught."""
+    keys = logged_keys([tiny(tmp_path / "gan", instance_noise=0.1, log_grad_norms=True,
+                             max_steps=10),
+                        TrainConfig.for_loss("wgan-gp", dataset="mnist-5k", latent_dim=8,
+                                             g_hidden=(16,), d_hidden=(16,), log_every=5,
+                                             max_steps=10, out=str(tmp_path / "gp"))])
+    assert {"d_fake_g", "dx_fake_norm", "instance_noise", "wasserstein", "gp",
+            "grad_norm/<model>.<layer>.<name>"} <= keys
+    assert undocumented(keys) == []
+    assert undocumented({"made_up_key"}) == ["made_up_key"]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:epoch 1. possible mode collapse")      # 1 epoch: it is
+def test_every_key_of_an_evaluation_record_is_explained_in_docs_training(tmp_path):
+    keys = logged_keys([tiny(tmp_path, conditional=True, epochs=1, batch_size=500, eval_every=1,
+                             eval_n=200)])
+    assert {"eval.frechet", "eval.label_agreement", "eval.n_pr_floor"} <= keys
+    assert undocumented(keys) == []
