@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 from npgan import assert_gradients_ok, check_layer, get_backend
 from npgan.layers import Sequential
 from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
-from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 
 values = {"min_value": -3.0, "max_value": 3.0, "allow_nan": False, "allow_infinity": False}
 
@@ -24,7 +24,7 @@ def randomize_affine(bn, be):
 
 
 # ------------------------------------------------------------------ VJP checks
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("two_d", [False, True], ids=["BatchNorm1d", "BatchNorm2d"])
 @settings(max_examples=max(4, settings.default.max_examples // 2))
 @given(data=st.data())
