@@ -367,5 +367,5 @@ def test_the_flags_reach_the_checkpoint_from_the_command_line(tmp_path, capsys):
     assert "done: 3 steps" in out
     config = load_checkpoint(tmp_path / "checkpoint.npz").config
     assert (config["r1"], config["diffaug"], config["mbstd"]) == (10.0, "translation,cutout", True)
-    with pytest.raises(SystemExit, match=r"error: cannot resume .* with r1=5.0"):
+    with pytest.raises(SystemExit, match=r"error: cannot resume .* with --r1=5.0"):
         example.main(["--out", str(tmp_path), "--resume", "--r1", "5", "--dry-run"])
