@@ -16,9 +16,10 @@ from npgan.gan import build_discriminator
 from npgan.gradcheck import assert_gradients_ok, compare, directional_check
 from npgan.mbstd import MinibatchStd
 from npgan.r1 import r1_loss, r1_penalty
-from tests.backends import ALL_SPECS, FLOAT64_SPECS, host, make_backend
+from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 from tests.test_docs import ROOT, definitions, references
 from tests.test_double_backward import FEW, off_the_kinks
+from tests.test_mbstd import spread_enough
 
 values = {"min_value": -2.0, "max_value": 2.0, "allow_nan": False, "allow_infinity": False}
 
@@ -75,7 +76,7 @@ def test_r1_loss_and_its_gradient(spec, data):
 
 
 # ------------------------------------------------------------------ whole discriminators
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @given(data=st.data())
 def test_mlp_d_r1_gradients(spec, data):
     """MLP D's of random depth and width, with or without MinibatchStd: dR1/dtheta for every
@@ -89,6 +90,8 @@ def test_mlp_d_r1_gradients(spec, data):
     x = be.asarray(data.draw(arrays(np.float64, (data.draw(st.integers(2, 5)), n_in),
                                     elements=values)))
     assume(off_the_kinks(D, x))
+    if mbstd:   # equal rows put the std at its floor, where central differences break
+        assume(spread_enough(host(Sequential(*D.layers[:-2]).forward(x))))
     slow = spec[0] == "array-api-strict"             # there: one random direction per weight
     check_r1_gradients(D, x, data.draw(st.floats(0.5, 20.0)), rtol=1e-4 if mbstd else 1e-5,
                        be=be if slow else None)
