@@ -94,7 +94,7 @@ def test_linear_double_backward(spec, data):
     assert not np.any(reports[2].analytic)              # b is not in backward's lines
 
 
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("make", [lambda: LeakyReLU(0.2), lambda: ReLU(), lambda: LeakyReLU(0.7)],
                          ids=["LeakyReLU(0.2)", "ReLU", "LeakyReLU(0.7)"])
 @given(data=st.data())

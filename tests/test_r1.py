@@ -121,7 +121,7 @@ def test_dcgan_d_r1_gradients(spec, data):
     check_r1_gradients(D, x, 10.0, rtol=1e-4)
 
 
-@pytest.mark.parametrize("spec", FLOAT64_SPECS)
+@pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 @pytest.mark.parametrize("mbstd", [False, True], ids=["plain", "mbstd"])
 def test_conditional_d_r1_gradients(spec, model, mbstd):
