@@ -1,6 +1,6 @@
 """Two pictures of a critic's training, from runs made with examples/train_mnist.py:
 
-    python examples/wgan_figures.py runs/wgan_gp5k runs/wgan5k --out docs/figures/wgan_gp.png
+    python examples/wgan_figures.py runs/wgan_gp5k runs/wgan5k --out runs/wgan_figures.png
 
 Left: each run's Wasserstein estimate, mean D(x) - mean D(G(z)), over training (from its
 metrics.jsonl), beside the Frechet distance of its evaluations (train with --eval-every):

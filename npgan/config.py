@@ -94,7 +94,7 @@ class TrainConfig:
     """Every setting of a run; defaults are the classic MNIST GAN (Goodfellow et al.
     2014, with Radford et al. 2015's Adam: lr 2e-4, beta1 0.5), plus one-sided label
     smoothing 0.1 and an EMA of G's weights (decay 0.999), the best combination we
-    measured (README, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
+    measured (docs/results.md, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
     backend: str = "numpy"
     dtype: str = "float32"
     threads: int | None = None        # BLAS and npgan threads; None: npgan.threads.DEFAULT_THREADS
@@ -155,7 +155,7 @@ class TrainConfig:
         """One line: the loss and the optimizer settings it runs with (printed at start)."""
         opt = (f"Adam lr {self.lr:g}, betas ({self.beta1:g}, {self.beta2:g})"
                if self.optimizer == "adam" else f"RMSprop lr {self.lr:g} (alpha 0.99)")
-        what = {"gan": f"GAN, BCE critic, G loss {self.g_loss}, label smoothing "
+        what = {"gan": f"GAN, D on BCE, G loss {self.g_loss}, label smoothing "
                        f"{self.label_smoothing:g}",
                 "wgan": f"WGAN, weight clipping to [-{self.clip:g}, {self.clip:g}]",
                 "wgan-gp": f"WGAN-GP, gradient penalty weight {self.gp_weight:g}",

@@ -65,11 +65,29 @@ def _titled(img, title, height=TITLE_HEIGHT):
     return out
 
 
+def gif_frames(paths, most=40):
+    """At most `most` of `paths` (one grid per epoch), early ones first: a GAN changes
+    fastest at the start, so we keep epochs 1, 2, 3, 5, 8, ... (about 1.5x apart) up to
+    a quarter of the frames, then evenly spaced ones, and always the last."""
+    paths = list(paths)
+    if len(paths) <= most:
+        return paths
+    early, i = [], 1
+    while i <= len(paths) and len(early) < most // 4:
+        early.append(i - 1)
+        i = max(i + 1, int(i * 1.5))
+    rest = most - len(early)
+    step = (len(paths) - 1 - early[-1]) / rest
+    spaced = [round(early[-1] + step * (k + 1)) for k in range(rest)]
+    return [paths[j] for j in sorted(set(early + spaced))]
+
+
 def save_gif(png_paths, path, ms_per_frame=300):
-    """Animate a list of PNG files (e.g. one grid per epoch) into a looping GIF."""
+    """Animate PNG files (e.g. one grid per epoch) into a looping GIF; a long run's
+    grids are thinned to at most 40 frames (gif_frames), so the file stays small."""
     from PIL import Image
 
-    frames = [Image.open(p).convert("L") for p in png_paths]
+    frames = [Image.open(p).convert("L") for p in gif_frames(png_paths)]
     if not frames:
         return None
     gif = io.BytesIO()

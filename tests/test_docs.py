@@ -139,3 +139,43 @@ def test_every_promise_of_the_faults_doc_names_its_test():
                  if rel.startswith("tests/") and name.startswith("test_")]
         assert tests, f"docs/faults.md, '{title}': no test named"
     assert "docs/faults.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------ the front page and the links both ways
+FRONT_PAGE_LIMIT = 8000
+DOCS_PATH = re.compile(r"(?<![\w/.])(docs/[\w/.-]+\.(?:md|png|gif))")
+
+
+def test_the_front_page_is_short_and_leads_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme) <= FRONT_PAGE_LIMIT, f"README.md has {len(readme)} characters"
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert "examples/train_mnist.py" in blocks[0] and "pytest -q" in blocks[1], blocks[:2]
+
+
+def test_every_docs_path_the_code_names_exists():
+    """A docstring or a comment that sends the reader to docs/... must point at a file
+    (the pattern skips URLs such as https://pytorch.org/docs/stable/...)."""
+    missing = []
+    for folder in ("npgan", "examples", "benchmarks", "tools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for name in DOCS_PATH.findall(path.read_text(encoding="utf-8")):
+                if not (ROOT / name.rstrip(".")).is_file():
+                    missing.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not missing, "\n".join(missing)
+    assert DOCS_PATH.findall("see docs/r1.md and https://pytorch.org/docs/stable/x.html") == [
+        "docs/r1.md"]
+
+
+def test_every_docs_page_can_be_reached_from_the_front_page():
+    """The README links some pages, they link others: every page of docs/ is reached."""
+    seen, todo = set(), [ROOT / "README.md"]
+    while todo:
+        page = todo.pop()
+        for target in MD_LINK.findall(page.read_text(encoding="utf-8")):
+            path = (page.parent / target).resolve()
+            if path.is_file() and path not in seen:
+                seen.add(path)
+                todo.append(path)
+    unreached = [doc.name for doc in DOCS if doc.resolve() not in seen]
+    assert not unreached, f"no link leads to: {unreached}"

@@ -77,3 +77,13 @@ def test_the_toy_heat_map_has_a_labelled_colour_bar():
                 critic=True)
     assert cax.get_ylabel().startswith("critic score D(x)")
     assert cax.get_ylim()[1] > 1.0
+
+
+def test_a_long_runs_gif_keeps_the_early_epochs_then_evenly_spaced_ones_and_the_last():
+    from npgan.plots import gif_frames
+    assert gif_frames(range(10)) == list(range(10))              # short runs: every grid
+    frames = gif_frames(range(200))
+    assert len(frames) == 40 and frames[:3] == [0, 1, 2] and frames[-1] == 199
+    assert frames == sorted(set(frames))
+    gaps = [b - a for a, b in zip(frames, frames[1:])]
+    assert gaps[:3] == [1, 1, 1] and max(gaps[10:]) <= 2 * min(gaps[10:])   # dense early, even late
