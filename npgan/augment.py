@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from npgan.backend import astype, get_array_module
+from npgan.backend import astype, get_array_module, permute_dims
 from npgan.backend import host as np
 from npgan.layers import Layer, Sequential
 
@@ -95,7 +95,7 @@ class Translation(_Augmentation):
         # a row (column) of the output is valid when its row of S holds a 1
         valid = xp.sum(S_h, axis=3, keepdims=True) * \
             xp.reshape(xp.sum(S_w, axis=3), (B, 1, 1, W))                # (B, 1, H, W)
-        S_wT = xp.permute_dims(S_w, (0, 1, 3, 2))
+        S_wT = permute_dims(S_w, (0, 1, 3, 2))
         return S_h @ x @ S_wT + (valid - 1.0)                             # (B, C, H, W)
 
     def backward(self, dout, param_grads=True, input_grad=True, create_graph=False):
@@ -103,9 +103,8 @@ class Translation(_Augmentation):
         S_h, S_w = self._need("shifts")
         if not input_grad:
             return None
-        xp = get_array_module(dout)
         # in the forward pass this was: y = S_h @ x @ S_w^T (+ a constant), so
-        return xp.permute_dims(S_h, (0, 1, 3, 2)) @ dout @ S_w           # (B, C, H, W)
+        return permute_dims(S_h, (0, 1, 3, 2)) @ dout @ S_w              # (B, C, H, W)
 
     def __repr__(self):
         return f"Translation(ratio={self.ratio})"
