@@ -154,21 +154,33 @@ def has_double_backward(layer) -> bool:
     return type(layer).supports_double_backward
 
 
-def require_double_backward(model, where=""):
-    """Raise NotImplementedError naming the first layer of `model` (a Sequential or a
-    single layer) that has no double_backward, before any work is done."""
+def without_double_backward(model, where=""):
+    """(its index path, e.g. "0.3", and the layer): the first layer of `model` (a
+    Sequential or a single layer) without a double_backward; None when every layer has one."""
     for i, layer in enumerate(getattr(model, "layers", [model])):
         if hasattr(layer, "layers"):
-            require_double_backward(layer, f"{where}{i}.")
+            found = without_double_backward(layer, f"{where}{i}.")
+            if found:
+                return found
         elif not has_double_backward(layer):
-            raise NotImplementedError(
-                f"layer {where}{i}, {layer!r}, has no double_backward: WGAN-GP's gradient "
-                f"penalty cannot pass through it. A WGAN-GP critic must not use BatchNorm "
-                f"(it mixes the samples of a batch; Gulrajani et al. 2017, section 4) nor "
-                f"Dropout, Sigmoid or Tanh; build D from Linear, LeakyReLU, Conv2d and "
-                f"Reshape/Flatten (the DCGAN critic: build_dcgan_discriminator(..., "
-                f"batchnorm=False)), or use --loss wgan or hinge."
-            )
+            return f"{where}{i}", layer
+    return None
+
+
+def require_double_backward(model):
+    """Raise NotImplementedError naming the first layer of `model` that has no
+    double_backward, before any work is done (WGAN-GP's advice; R1 has its own)."""
+    found = without_double_backward(model)
+    if found:
+        where, layer = found
+        raise NotImplementedError(
+            f"layer {where}, {layer!r}, has no double_backward: WGAN-GP's gradient "
+            f"penalty cannot pass through it. A WGAN-GP critic must not use BatchNorm "
+            f"(it mixes the samples of a batch; Gulrajani et al. 2017, section 4) nor "
+            f"Dropout, Sigmoid or Tanh; build D from Linear, LeakyReLU, Conv2d and "
+            f"Reshape/Flatten (the DCGAN critic: build_dcgan_discriminator(..., "
+            f"batchnorm=False)), or use --loss wgan or hinge."
+        )
 
 
 # ---------------------------------------------------------------------------- Linear

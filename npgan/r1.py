@@ -18,7 +18,7 @@ reference: https://arxiv.org/abs/1801.04406 (section 4.1)
 from __future__ import annotations
 
 from npgan.backend import get_array_module
-from npgan.layers import has_double_backward
+from npgan.layers import without_double_backward
 from npgan.mbstd import backward_through_forward
 
 
@@ -34,21 +34,20 @@ def r1_loss(dx, gamma):
     return loss, (gamma / b) * dx                                 # like dx
 
 
-def require_r1_critic(model, where=""):
+def require_r1_critic(model):
     """Raise NotImplementedError naming the first layer of `model` without a double backward
     (so R1 cannot pass through it), before any work is done."""
-    for i, layer in enumerate(getattr(model, "layers", [model])):
-        if hasattr(layer, "layers"):
-            require_r1_critic(layer, f"{where}{i}.")
-        elif not has_double_backward(layer):
-            raise NotImplementedError(
-                f"layer {where}{i} of D, {layer!r}, has no double_backward: the R1 penalty "
-                f"cannot pass through it. R1 needs a D built from Linear, LeakyReLU, Conv2d, "
-                f"Reshape/Flatten and MinibatchStd: no BatchNorm (it would make each real "
-                f"image's gradient depend on its batch, and it has no double backward), no "
-                f"SpectralNorm, Dropout, Sigmoid or Tanh. For the DCGAN, build D with "
-                f"build_dcgan_discriminator(..., batchnorm=False)."
-            )
+    found = without_double_backward(model)
+    if found:
+        where, layer = found
+        raise NotImplementedError(
+            f"layer {where} of D, {layer!r}, has no double_backward: the R1 penalty "
+            f"cannot pass through it. R1 needs a D built from Linear, LeakyReLU, Conv2d, "
+            f"Reshape/Flatten and MinibatchStd: no BatchNorm (it would make each real "
+            f"image's gradient depend on its batch, and it has no double backward), no "
+            f"SpectralNorm, Dropout, Sigmoid or Tanh. For the DCGAN, build D with "
+            f"build_dcgan_discriminator(..., batchnorm=False)."
+        )
 
 
 def r1_penalty(D, x_real, gamma, labels=None):
