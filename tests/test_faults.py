@@ -416,9 +416,12 @@ def test_evaluate_generator_memory_does_not_grow_with_n(run):
 @pytest.mark.slow
 def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run):
     """On a terminal (a pty here) evaluate shows how far it is and the time left. Its
-    memory stays flat from 5,000 to 10,000 samples (past the 4,500 whose features
-    precision and recall keep): keeping every sample's features would add 5 MB, and
-    all of z at once, as evaluate did before, is 32 GB."""
+    peak memory (VmHWM) stays flat from 20,000 to 100,000 samples (well past the 4,500
+    whose features precision and recall keep): keeping every sample's 128 float64
+    features would add 80 MB, and all of z at once, as evaluate did before, is 32 GB.
+    The peak, not the resident size of the moment: that swings by ~80 MB from one batch
+    to the next (the classifier's temporaries come and go), so two single readings of
+    it differ by chance (25 MB between 5,000 and 10,000 samples in one CI run)."""
     import fcntl
     import pty
     import re
@@ -445,16 +448,16 @@ def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run):
         counts = re.findall(r"(\d+)/1000000000", shown)
         return int(counts[-1]) if counts else 0
 
-    def rss():
+    def peak_rss():
         with open(f"/proc/{proc.pid}/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
 
-    memory, deadline = {}, time.monotonic() + 120
-    for target in (5_000, 10_000):
+    memory, deadline = {}, time.monotonic() + 240          # ~5,000 samples/s when idle
+    for target in (20_000, 100_000):
         while samples_done() < target:
             assert proc.poll() is None and time.monotonic() < deadline, shown[-2000:]
             read_terminal(0.1)
-        memory[target] = rss()
+        memory[target] = peak_rss()
     assert "sample/s" in shown and "<" in shown                       # rate, time left
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
@@ -462,7 +465,7 @@ def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run):
     os.close(terminal)
     assert proc.returncode == 130, shown[-2000:]
     assert "interrupted: evaluate stopped; nothing was written" in shown
-    assert memory[10_000] - memory[5_000] < 2 * 2**20 and memory[10_000] < 2**30, memory
+    assert memory[100_000] - memory[20_000] < 16 * 2**20 and memory[100_000] < 2**30, memory
 
 
 # ------------------------------------------------------------------ the pieces alone
