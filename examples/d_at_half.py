@@ -5,7 +5,9 @@
 
 The notes read "D's accuracy near 50%" as the sign of a well-trained pair (at the
 optimum D* = 1/2 everywhere), and warn that once G is good, D's feedback becomes
-noise. This trains with today's defaults (npgan.train.train) and plots, from
+noise. This trains the default MLP GAN without R1 (the plain game the notes are
+about; R1, the MLP's default since 7 December, holds D's real logits down on purpose)
+and plots, from
 metrics.jsonl, D's accuracy on real and on fake images (each batch, before D's
 update) and the norm of the gradient that reaches G's output, dL/dx_fake (g_step's
 dx_fake_norm), with npgan.plots.plot_d_at_half. It prints their means over each
@@ -59,7 +61,7 @@ def main(argv=None):
     else:
         config = TrainConfig(backend=args.backend, dataset=args.dataset, epochs=args.epochs,
                              seed=args.seed, out=args.out, log_every=args.log_every,
-                             max_steps=args.max_steps)
+                             max_steps=args.max_steps, r1=0.0)
         try:
             summary = train(config)
         except ConfigError as e:                    # named by the flags typed

@@ -3,7 +3,9 @@
     python examples/gradient_flow.py --epochs 5 --out runs/gradient_flow
     python examples/gradient_flow.py --metrics runs/mnist/metrics.jsonl   # plot a past run
 
-Trains with npgan.train.train(log_grad_norms=True), which writes ||dL/dW|| of every
+Trains the MLP GAN without R1 (the plain game, as the committed figure was drawn;
+R1 would add its own gradient to D's) with npgan.train.train(log_grad_norms=True),
+which writes ||dL/dW|| of every
 layer of G and D into metrics.jsonl at each logging interval, then draws them with
 npgan.plots.plot_grad_norms (log scale). Read the G panel from its last layer (nearest
 to D) to its first: the chain rule multiplies by one more Jacobian at each layer, so
@@ -41,7 +43,7 @@ def main(argv=None):
     else:
         config = TrainConfig(backend=args.backend, dataset=args.dataset, epochs=args.epochs,
                              seed=args.seed, out=args.out, log_every=args.log_every,
-                             max_steps=args.max_steps, log_grad_norms=True)
+                             max_steps=args.max_steps, r1=0.0, log_grad_norms=True)
         try:
             summary = train(config)
         except ConfigError as e:                    # named by the flags typed

@@ -1,4 +1,5 @@
-"""Train the classic MNIST GAN with npgan.
+"""Train the MNIST GAN with npgan: the classic MLP GAN, with label smoothing, an EMA of G
+and R1 (gamma 10) by default.
 
     python examples/train_mnist.py --backend numpy            # or --backend cupy
     python examples/train_mnist.py --dataset fashion-mnist --epochs 5
@@ -72,9 +73,11 @@ def build_parser(argv=None):
                    metavar="SIGMA", help="D sees every image + N(0, SIGMA^2), SIGMA annealed "
                                          "linearly to 0 over the run (e.g. 0.1; 0 = off)")
     # the cures for a D that memorizes a small data set (issue 25; docs/r1.md)
-    p.add_argument("--r1", type=float, default=DEFAULTS.r1, metavar="GAMMA",
+    p.add_argument("--r1", type=float, default=None, metavar="GAMMA",
                    help="R1 penalty GAMMA/2 E||grad D(x)||^2 at the real images (Mescheder et "
-                        "al. 2018; e.g. 10; 0 = off); the DCGAN's D is then built without BatchNorm")
+                        "al. 2018; 0 = off); default: 10 on the MLP (it won the 5-seed study "
+                        "of docs/results.md), 0 on the DCGAN and the critics; with R1 the "
+                        "DCGAN's D is built without BatchNorm")
     p.add_argument("--diffaug", default=DEFAULTS.diffaug, metavar="POLICY",
                    help="augment every image D sees, real and fake, in D's and G's steps "
                         "(Zhao et al. 2020): comma-separated from translation,cutout,color")

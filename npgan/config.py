@@ -45,6 +45,13 @@ LOSS_DEFAULTS = {
     "hinge": dict(optimizer="adam", lr=2e-4, beta1=0.5, beta2=0.999, d_steps=5,
                   label_smoothing=0.0),
 }
+# R1's gamma when TrainConfig(r1=None), the default: what won the 5-seed studies of
+# docs/results.md ("The data-efficient cures"): gamma 10 (Mescheder et al. 2018's value
+# for MNIST-sized images) on the MLP; off on the DCGAN
+R1_DEFAULTS = {"mlp": 10.0, "dcgan": 0.0}
+# the value a setting had before npgan had it: a checkpoint written then lacks the
+# setting, and its run ran this way (saved_settings), whatever today's default is
+BEFORE_IT_EXISTED = {"r1": 0.0, "diffaug": "", "mbstd": False, "d_batchnorm": True}
 NUM_CLASSES = 10     # every dataset npgan reads (MNIST, Fashion-MNIST) has 10 classes
 # what a resumed run may change: how long, where, how often it logs and evaluates, and
 # the device (the backend: CuPy re-seeds its generator) and the threads. Every other setting (data,
@@ -94,7 +101,8 @@ class TrainConfig:
     """Every setting of a run; defaults are the classic MNIST GAN (Goodfellow et al.
     2014, with Radford et al. 2015's Adam: lr 2e-4, beta1 0.5), plus one-sided label
     smoothing 0.1 and an EMA of G's weights (decay 0.999), the best combination we
-    measured (docs/results.md, "Choosing the defaults"). label_smoothing=0, ema=0: the classic."""
+    measured (docs/results.md, "Choosing the defaults"), and on the MLP R1 with gamma
+    10, which beat them (R1_DEFAULTS). label_smoothing=0, ema=0, r1=0: the classic."""
     backend: str = "numpy"
     dtype: str = "float32"
     threads: int | None = None        # BLAS and npgan threads; None: npgan.threads.DEFAULT_THREADS
@@ -137,10 +145,15 @@ class TrainConfig:
     clip: float = 0.01                # wgan: D's parameters clipped to [-clip, clip]
     gp_weight: float = 10.0           # wgan-gp: lambda, the gradient penalty's weight
     # the cures for a D that learns a small data set by heart (issue 25)
-    r1: float = 0.0                   # gamma > 0: R1 = gamma/2 E||grad D(x_real)||^2 (npgan.r1)
+    r1: float | None = None           # gamma > 0: R1 = gamma/2 E||grad D(x_real)||^2 (npgan.r1);
+                                      # 0: off; None: default_r1 (10 on the MLP's GAN)
     diffaug: str = ""                 # DiffAugment of all D sees, e.g. "translation,cutout"
     mbstd: bool = False               # the batch's spread as an input of D's last layer
     d_batchnorm: bool = True          # DCGAN: BatchNorm in D (never under wgan-gp or r1)
+
+    def __post_init__(self):
+        if self.r1 is None:                 # the measured default, fixed now: the run and
+            self.r1 = default_r1(self.model, self.loss, self.spectral_norm)  # its checkpoint say it
 
     @classmethod
     def for_loss(cls, loss="gan", **overrides):
@@ -314,15 +327,25 @@ class TrainConfig:
                 for k, v in dataclasses.asdict(self).items()}
 
 
+def default_r1(model, loss, spectral_norm) -> float:
+    """R1's gamma when none is given: R1_DEFAULTS[model] for the GAN's D; 0 where R1
+    cannot be (a critic loss; spectral norm, which has no double backward)."""
+    if loss != "gan" or spectral_norm:
+        return 0.0
+    return R1_DEFAULTS.get(model, 0.0)
+
+
 DEFAULTS = TrainConfig()
 DEFAULT_G_LOSS = DEFAULTS.g_loss
 
 
 def saved_settings(ck, warn=True) -> dict:
     """The checkpoint's settings as TrainConfig.to_dict() gives them; a field that an
-    older checkpoint lacks has its default (unknown ones: check_unknown_settings)."""
+    older checkpoint lacks has the value it had before npgan had it (BEFORE_IT_EXISTED),
+    else its default (unknown ones: check_unknown_settings)."""
     check_unknown_settings(ck, warn)
-    return {k: ck.config.get(k, v) for k, v in DEFAULTS.to_dict().items()}
+    return {k: ck.config.get(k, BEFORE_IT_EXISTED.get(k, v))
+            for k, v in DEFAULTS.to_dict().items()}
 
 
 def check_unknown_settings(ck, warn=True) -> list:

@@ -6,11 +6,9 @@ a trained G read back from a checkpoint (load_generator), and samples of it (gen
 """
 from __future__ import annotations
 
-import dataclasses
-
 from npgan.backend import get_backend, host
 from npgan.checkpoint import load_checkpoint
-from npgan.config import NUM_CLASSES, TrainConfig, check_unknown_settings
+from npgan.config import NUM_CLASSES, TrainConfig, saved_settings
 from npgan.fast import accelerate
 from npgan.gan import build_discriminator, build_generator
 from npgan.noise import sample_z
@@ -46,10 +44,8 @@ def load_generator(path, backend="numpy", seed=0, raw=False):
     """G from a training checkpoint, in eval mode, on `backend`: (G, backend, config).
     If the run kept an EMA of G's weights, that average is returned unless raw=True."""
     ck = load_checkpoint(path)
-    check_unknown_settings(ck)                  # warns, or refuses a model it cannot build
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                            for k, v in ck.config.items() if k in fields})
+    config = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)      # warns, or refuses
+                            for k, v in saved_settings(ck).items()})         # a model it cannot build
     be = get_backend(backend, dtype=config.dtype, seed=seed)
     G, _ = build_models(config, be)
     use_ema = not raw and "G_ema" in ck.meta["architecture"]

@@ -14,7 +14,7 @@ from npgan import get_g_loss, numerical_grad, train_step
 from npgan.augment import POLICIES, DiffAugment
 from npgan.backend import get_backend
 from npgan.checkpoint import CheckpointError, load_checkpoint
-from npgan.config import DIFFAUG_POLICIES, ConfigError, TrainConfig, resume_config
+from npgan.config import DIFFAUG_POLICIES, R1_DEFAULTS, ConfigError, TrainConfig, resume_config
 from npgan.dcgan import build_dcgan_discriminator
 from npgan.gan import StepSettings
 from npgan.gradcheck import compare, directional_check
@@ -258,7 +258,9 @@ def test_good_cure_settings_pass_and_are_described_at_the_start():
     line = config.describe_loss()
     assert ("with R1 gamma 10, DiffAugment translation,cutout,color, minibatch stddev in D, "
             "D without BatchNorm") in line
-    assert "with" not in TrainConfig().describe_loss().split("k = 1")[1]   # control: none
+    # the default: R1 on the MLP (R1_DEFAULTS), no cure on the DCGAN
+    assert TrainConfig().describe_loss().split("k = 1")[1] == "; with R1 gamma 10"
+    assert "with" not in TrainConfig(model="dcgan").describe_loss().split("k = 1")[1]
 
 
 def test_the_flags_set_the_fields():
@@ -269,8 +271,23 @@ def test_the_flags_set_the_fields():
         10.0, "translation,cutout", True, False)
     assert {"r1", "diffaug", "mbstd", "d_batchnorm"} <= typed
     args, typed = example.parse_args([])
-    assert (args.r1, args.diffaug, args.mbstd, args.d_batchnorm) == (0.0, "", False, True)
-    assert not {"r1", "diffaug", "mbstd", "d_batchnorm"} & typed
+    assert (args.r1, args.diffaug, args.mbstd, args.d_batchnorm) == (None, "", False, True)
+    assert not {"r1", "diffaug", "mbstd", "d_batchnorm"} & typed     # None: the model's default
+
+
+def test_r1_defaults_to_the_measured_gamma_where_r1_can_be():
+    """r1=None takes R1_DEFAULTS[model] for the GAN's D, 0 for a critic or a spectrally
+    normalized D (no double backward), and is fixed at construction, so the run and
+    its checkpoint say the gamma used; a given gamma, 0 included, stays."""
+    assert TrainConfig().r1 == R1_DEFAULTS["mlp"] == 10.0
+    assert TrainConfig(model="dcgan").r1 == R1_DEFAULTS["dcgan"]
+    assert TrainConfig(conditional=True).r1 == 10.0
+    for config in (TrainConfig.for_loss("wgan-gp"), TrainConfig.for_loss("hinge"),
+                   TrainConfig(spectral_norm=True)):
+        assert config.r1 == 0.0
+        config.validate()                                     # the default never clashes
+    assert TrainConfig(r1=0.0).r1 == 0.0 and TrainConfig(r1=3.0, model="dcgan").r1 == 3.0
+    assert TrainConfig().to_dict()["r1"] == 10.0
 
 
 def test_the_new_studies_of_compare_settings_are_valid_and_distinct():
@@ -299,22 +316,26 @@ def test_r1_is_logged_only_when_on_and_a_resume_cannot_change_a_cure(tmp_path):
         with pytest.raises(ConfigError, match=f"cannot resume .* with {next(iter(change))}="):
             resume_config(checkpoint, **change)
     with pytest.raises(CheckpointError, match=r"saved with r1=10.0, diffaug=.*mbstd=True"):
-        train(tiny(tmp_path / "a", max_steps=3), resume=checkpoint, progress=False)
-    train(tiny(tmp_path / "b", max_steps=1, log_every=1), progress=False)     # control
+        train(tiny(tmp_path / "a", max_steps=3, r1=0.0), resume=checkpoint, progress=False)
+    train(tiny(tmp_path / "b", max_steps=1, log_every=1, r1=0.0), progress=False)  # control
     record = json.loads((tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert "r1" not in record and "r1_grad_norm" not in record
 
 
 @pytest.mark.slow
 def test_a_checkpoint_without_the_cure_settings_loads_with_them_off(tmp_path):
+    """An MLP run saved before npgan had the cures ran without them: it loads and
+    resumes with R1 off, although R1 is on by default on the MLP today."""
     keys = ("r1", "diffaug", "mbstd", "d_batchnorm")
-    train(tiny(tmp_path, max_steps=2), progress=False)
+    train(tiny(tmp_path, max_steps=2, r1=0.0), progress=False)
     checkpoint = tmp_path / "run" / "checkpoint.npz"
     strip_config(checkpoint, keys)
     assert not set(keys) & set(load_checkpoint(checkpoint).config)
     _, _, config = load_generator(checkpoint)
     assert (config.r1, config.diffaug, config.mbstd, config.d_batchnorm) == (0.0, "", False, True)
-    assert train(tiny(tmp_path, max_steps=3), resume=checkpoint, progress=False)["steps"] == 3
+    assert TrainConfig().r1 == 10.0                                   # not today's default
+    config, _, _ = resume_config(checkpoint, max_steps=3)             # as --resume builds it
+    assert config.r1 == 0.0 and train(config, resume=checkpoint, progress=False)["steps"] == 3
 
 
 @pytest.mark.slow

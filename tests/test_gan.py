@@ -163,7 +163,7 @@ def test_step_settings_from_a_config_set_every_field():
     critic's, each field takes a value other than its default. A new field that
     from_config forgets fails here."""
     gan = TrainConfig(latent_dim=7, g_loss="minimax", label_smoothing=0.2, prior="uniform",
-                      instance_noise=0.3, gp_weight=5.0, clip=0.02)
+                      instance_noise=0.3, gp_weight=5.0, clip=0.02, r1=0.0)
     critic = TrainConfig.for_loss("wgan-gp")
     cured = TrainConfig(r1=10.0, diffaug="translation,cutout")
     made = [StepSettings.from_config(c) for c in (gan, critic, cured)]
