@@ -182,8 +182,9 @@ def test_spectral_norm_trains_checkpoints_u_and_resumes_exactly(tmp_path):
         W_sn = host(layer.layer.W.data)
         assert abs(np.linalg.svd(W_sn, compute_uv=False)[0] - 1.0) < 0.05
     from npgan.checkpoint import CheckpointError
-    with pytest.raises(CheckpointError, match="saved with spectral_norm=True, but this run has "
-                                              "spectral_norm=False"):
+    # without spectral norm, the MLP's D takes R1 by default: both differences are named
+    with pytest.raises(CheckpointError, match="saved with spectral_norm=True, r1=0.0, but this "
+                                              "run has spectral_norm=False, r1=10.0"):
         train(tiny(tmp_path / "a"), resume=tmp_path / "a" / "run" / "checkpoint.npz",
               progress=False)
 
