@@ -46,6 +46,10 @@ def cli(*args, cwd=ROOT, fsize=None, **popen):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 
     def limit():
+        # Ctrl-C as in a terminal: a test run started in the background (nohup, `cmd &`)
+        # ignores SIGINT, its children inherit that, and Python then raises no
+        # KeyboardInterrupt; a program run in a terminal always gets it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
