@@ -418,7 +418,7 @@ def test_evaluate_generator_memory_does_not_grow_with_n(run):
 
 
 @pytest.mark.slow
-def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run):
+def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run, request):
     """On a terminal (a pty here) evaluate shows how far it is and the time left. Its
     peak memory (VmHWM) stays flat from 20,000 to 100,000 samples (well past the 4,500
     whose features precision and recall keep): keeping every sample's 128 float64
@@ -437,6 +437,7 @@ def test_evaluate_a_billion_samples_runs_in_flat_memory_and_stops_cleanly(run):
     fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
     proc = cli("-m", "npgan", "evaluate", str(folder / "checkpoint.npz"), "--n", "1000000000",
                stdout=subprocess.PIPE, stderr=stderr)
+    request.addfinalizer(proc.kill)        # a failed check leaves no billion-sample run behind
     os.close(stderr)
     shown = ""
 
