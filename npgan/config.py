@@ -46,8 +46,9 @@ LOSS_DEFAULTS = {
                   label_smoothing=0.0),
 }
 # R1's gamma when TrainConfig(r1=None), the default: what won the 5-seed studies of
-# docs/results.md ("The data-efficient cures"): gamma 10 (Mescheder et al. 2018's value
-# for MNIST-sized images) on the MLP; off on the DCGAN
+# docs/results.md ("The data-efficient cures"): gamma 10 (the value of the issue's
+# PyTorch check) on the MLP; off on the DCGAN. Fixed at construction: replace(config,
+# model=...) keeps the gamma already chosen
 R1_DEFAULTS = {"mlp": 10.0, "dcgan": 0.0}
 # the value a setting had before npgan had it: a checkpoint written then lacks the
 # setting, and its run ran this way (saved_settings), whatever today's default is
