@@ -22,39 +22,10 @@ from npgan.losses import gradient_penalty
 from npgan.norm import BatchNorm1d, BatchNorm2d, Dropout
 from npgan.wgan import penalty_backward
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
+from tests.kinks import KINK_GAP, off_the_kinks, tiny_conditional_d
 
-KINK_GAP = 1e-3     # LeakyReLU inputs stay this far from 0 (the finite difference step: 1e-6)
 FEW = max(4, settings.default.max_examples // 3)   # the conv cases are the slow ones
 values = {"min_value": -2.0, "max_value": 2.0, "allow_nan": False, "allow_infinity": False}
-
-
-def leaky_inputs(D, x, labels=None):
-    """Every LeakyReLU input of D's forward at x, as host arrays (to keep off the kink)."""
-    seen, layers = [], list(getattr(D, "layers", [D]))
-    while layers:
-        layer = layers.pop()
-        if hasattr(layer, "layers"):
-            layers += layer.layers
-        elif isinstance(layer, LeakyReLU):
-            def record(a, original=type(layer).forward, layer=layer):
-                seen.append(host(a).copy())
-                return original(layer, a)
-            layer.forward = record
-    try:
-        D.forward(x) if labels is None else D.forward(x, labels)
-    finally:
-        for layer in _leaves(D):
-            layer.__dict__.pop("forward", None)
-    return seen
-
-
-def _leaves(model):
-    for layer in getattr(model, "layers", [model]):
-        yield from (_leaves(layer) if hasattr(layer, "layers") else [layer])
-
-
-def off_the_kinks(D, x, labels=None):
-    return all(np.min(np.abs(a)) >= KINK_GAP for a in leaky_inputs(D, x, labels))
 
 
 def penalty_of(D, x_hat, weight, labels=None):
@@ -201,22 +172,10 @@ def test_conv_critic_penalty_gradients(spec, data):
 @pytest.mark.parametrize("spec", FLOAT64_SPECS_STRICT_SLOW)
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_conditional_critic_penalty_gradients(spec, model):
-    C = 3
-    for seed in range(20):                       # the first seed whose activations avoid 0
-        be = make_backend(spec, "float64", seed=seed)
-        if model == "mlp":
-            D = build_discriminator(be, in_dim=6, hidden=(5, 4), num_classes=C)
-            x_hat = be.uniform(-1, 1, (4, 6))
-        else:
-            D = build_dcgan_discriminator(be, base_channels=2, image_size=4, num_classes=C,
-                                          batchnorm=False, init="default")
-            x_hat = be.uniform(-1, 1, (4, 16))
-        labels = be.asarray(np.array([2, 0, 1, 2]))
-        if off_the_kinks(D, x_hat, labels):
-            break
+    be, D, x_hat, labels = tiny_conditional_d(spec, model, num_classes=3)
     check_penalty_gradients(D, x_hat, 10.0, labels, rtol=1e-4)
     # the label weights (columns / planes of the first layer) are checked too
-    assert D.layers[1 if model == "dcgan" else 0].W.shape[1] == (1 if model == "dcgan" else 6) + C
+    assert D.layers[1 if model == "dcgan" else 0].W.shape[1] == (1 if model == "dcgan" else 6) + 3
 
 
 # ------------------------------------------------------------------ controls

@@ -11,9 +11,9 @@ from npgan import Linear, LeakyReLU, Sequential, numerical_grad
 from npgan.gradcheck import assert_gradients_ok, check_layer, compare
 from npgan.layers import has_double_backward
 from npgan.mbstd import EPS, MinibatchStd, backward_through_forward
-from npgan.wgan import penalty_backward
 from tests.backends import ALL_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
-from tests.test_double_backward import check_penalty_gradients, off_the_kinks
+from tests.kinks import first_off_the_kinks, off_the_kinks, skip_the_third_pass
+from tests.test_double_backward import check_penalty_gradients
 
 values = {"min_value": -2.0, "max_value": 2.0, "allow_nan": False, "allow_infinity": False}
 shapes = st.one_of(st.tuples(st.integers(1, 5), st.integers(1, 4)),
@@ -150,19 +150,12 @@ def test_wgan_gp_penalty_through_a_critic_with_mbstd(spec, data):
 def test_without_the_third_pass_the_penalty_gradient_is_wrong(monkeypatch):
     """Control: skip backward_through_forward, and the check fails on the layers below
     MinibatchStd (the ones whose weights move its input)."""
-    for seed in range(20):                       # the first seed whose activations avoid 0
+    def make(seed):
         be = make_backend(("numpy", None), "float64", seed=seed)
-        D = mlp_critic(be, 3, (4, 4))
-        x_hat = be.uniform(-1, 1, (5, 3))
-        if off_the_kinks(D, x_hat):
-            break
+        return be, mlp_critic(be, 3, (4, 4)), be.uniform(-1, 1, (5, 3)), None
+    be, D, x_hat, _ = first_off_the_kinks(make)
     check_penalty_gradients(D, x_hat, 10.0, rtol=1e-4)
-
-    def skip(D, x, labels=None):
-        for layer in D.layers:
-            layer.__dict__["g_x"] = None
-
-    monkeypatch.setattr("npgan.wgan.backward_through_forward", skip)
+    skip_the_third_pass(monkeypatch, "npgan.wgan")
     with pytest.raises(AssertionError, match=r"NOT OK 0\.W"):
         check_penalty_gradients(D, x_hat, 10.0, rtol=1e-4)
 

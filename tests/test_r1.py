@@ -18,7 +18,8 @@ from npgan.mbstd import MinibatchStd
 from npgan.r1 import r1_loss, r1_penalty
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
 from tests.test_docs import ROOT, definitions, references
-from tests.test_double_backward import FEW, off_the_kinks
+from tests.kinks import first_off_the_kinks, off_the_kinks, skip_the_third_pass, tiny_conditional_d
+from tests.test_double_backward import FEW
 from tests.test_mbstd import spread_enough
 
 values = {"min_value": -2.0, "max_value": 2.0, "allow_nan": False, "allow_infinity": False}
@@ -127,21 +128,8 @@ def test_dcgan_d_r1_gradients(spec, data):
 def test_conditional_d_r1_gradients(spec, model, mbstd):
     """The conditional D's (label columns, label planes): the label weights are checked too."""
     C = 3
-    for seed in range(20):                       # the first seed whose activations avoid 0
-        be = make_backend(spec, "float64", seed=seed)
-        if model == "mlp":
-            D = build_discriminator(be, in_dim=6, hidden=(5, 4), num_classes=C)
-            x = be.uniform(-1, 1, (4, 6))
-        else:
-            D = build_dcgan_discriminator(be, base_channels=2, image_size=4, num_classes=C,
-                                          batchnorm=False, init="default")
-            x = be.uniform(-1, 1, (4, 16))
-        if mbstd:
-            D = with_mbstd(D, be)
-        assert isinstance(D, Conditional)
-        labels = be.asarray(np.array([2, 0, 1, 2]))
-        if off_the_kinks(D, x, labels):
-            break
+    be, D, x, labels = tiny_conditional_d(spec, model, C, change=with_mbstd if mbstd else None)
+    assert isinstance(D, Conditional)
     # array-api-strict: one random direction per weight (elementwise takes 10 s a case there)
     slow = spec[0] == "array-api-strict" and model == "dcgan"
     check_r1_gradients(D, x, 10.0, labels, rtol=1e-4, be=be if slow else None)
@@ -163,18 +151,12 @@ def test_the_check_fails_without_the_second_or_the_third_pass(monkeypatch):
         check_r1_gradients(D, x, 10.0)
     monkeypatch.undo()
 
-    for seed in range(20):
+    def make(seed):
         be = make_backend(("numpy", None), "float64", seed=seed)
-        D = with_mbstd(build_discriminator(be, in_dim=3, hidden=(4, 4)), be)
-        if off_the_kinks(D, x):
-            break
+        return be, with_mbstd(build_discriminator(be, in_dim=3, hidden=(4, 4)), be), x, None
+    be, D, x, _ = first_off_the_kinks(make)
     check_r1_gradients(D, x, 10.0, rtol=1e-4)
-
-    def skip(D, x, labels=None):
-        for layer in D.layers:
-            layer.__dict__["g_x"] = None
-
-    monkeypatch.setattr("npgan.r1.backward_through_forward", skip)
+    skip_the_third_pass(monkeypatch, "npgan.r1")
     with pytest.raises(AssertionError, match=r"NOT OK 0\.W"):
         check_r1_gradients(D, x, 10.0, rtol=1e-4)
 

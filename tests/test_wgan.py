@@ -11,7 +11,7 @@ from npgan.gradcheck import assert_gradients_ok, compare
 from npgan.losses import gradient_penalty, hinge_d_loss, wasserstein_d_loss
 from npgan.wgan import critic_step, interpolate
 from tests.backends import ALL_SPECS, FLOAT64_SPECS, FLOAT64_SPECS_STRICT_SLOW, host, make_backend
-from tests.test_double_backward import off_the_kinks
+from tests.kinks import off_the_kinks
 
 Z, P = 3, 5
 CRITIC_LOSSES = {"wgan": wasserstein_d_loss, "wgan-gp": wasserstein_d_loss, "hinge": hinge_d_loss}
