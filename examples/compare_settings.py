@@ -25,16 +25,19 @@ with the median seed of every setting (median_seeds.png).
 """
 import argparse
 import json
+import signal
+import sys
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
-from npgan.cli import plain_warnings
+from npgan.cli import command, plain_warnings
 from npgan.config import LOSS_DEFAULTS, TrainConfig
 from npgan.experiments import format_comparison, late_mean, median_range, median_seed
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.models import generate, load_generator
 from npgan.plots import plot_d_accuracy, save_grid
-from npgan.train import read_metrics, train
+from npgan.files import write_atomically
+from npgan.train import TrainingInterrupted, read_metrics, train
 
 # A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
 # baseline. Every run starts from TrainConfig's defaults with R1 off (UNCURED), so a
@@ -185,7 +188,7 @@ def train_once(run_dir, config):
     # seconds: the whole run's, an interrupted part included (its checkpoint keeps it)
     info = {"seconds": summary["seconds"], "g_updates": summary["steps"],
             "d_updates": summary["steps"] * config.d_steps, "epochs": summary["epochs"]}
-    done.write_text(json.dumps(info) + "\n")
+    write_atomically(done, (json.dumps(info) + "\n").encode())
     return info
 
 
@@ -199,7 +202,7 @@ def evaluate_once(run_dir, variant, n, judge):
     result = judge.evaluate(G, be, n, config.latent_dim, config.prior)
     save_grid(generate(G, be, 64, config.latent_dim, prior=config.prior),
               run_dir / f"grid_{variant}.png", nrow=8)
-    path.write_text(json.dumps(result) + "\n")
+    write_atomically(path, (json.dumps(result) + "\n").encode())
     return result
 
 
@@ -222,8 +225,35 @@ def save_seed_grids(rows, out, title_of):
 
 
 def main(argv=None):
+    """Run the study; Ctrl-C or SIGTERM stops it with one line and exit code 130 or 143,
+    and the same command continues it (finished runs and scores are kept, and an
+    interrupted training resumes from its checkpoint). This program owns its process,
+    so it handles SIGTERM itself between trainings (train() does during one)."""
     plain_warnings()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        run_study(args)
+    except KeyboardInterrupt as err:
+        what = (str(err) if isinstance(err, TrainingInterrupted) else
+                f"interrupted ({'SIGTERM' if getattr(err, 'signum', 0) else 'Ctrl-C'}) "
+                f"outside a training; nothing half-written was kept")
+        print(f"\n{what}; every finished run and score is kept\n"
+              f"continue with: {command(__file__, *argv)}", flush=True)
+        sys.exit(128 + getattr(err, "signum", signal.SIGINT))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_on_sigterm(signum, frame):
+    """SIGTERM (docker stop, timeout, Slurm) between trainings: stop as Ctrl-C does."""
+    err = KeyboardInterrupt()
+    err.signum = signum
+    raise err
+
+
+def run_study(args):
     study = STUDIES[args.study]
     names = [n for n in study if not args.only or n in args.only]
     unknown = (set(args.only or []) | ({args.baseline} if args.baseline else set())) - set(study)

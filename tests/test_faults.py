@@ -4,6 +4,7 @@ runs in one folder, NaN weights and unknown settings in a checkpoint edited on d
 and absurd sample counts. docs/faults.md lists what each test promises."""
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -536,3 +537,37 @@ def test_a_second_signal_stops_at_once(tmp_path, signum, returncode):
     if signum == signal.SIGINT:
         assert result.stderr.rstrip().endswith("KeyboardInterrupt")
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+# ------------------------------------------------------- a study, stopped and continued
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stopped_study_says_so_in_one_line_and_the_printed_command_continues_it(tmp_path, sig):
+    """compare_settings runs for hours: a stop mid-training prints where it stopped and
+    the command that continues (no traceback, exit 128 + signal), and that command,
+    typed as printed, finishes the study from the checkpoint."""
+    require_installed_npgan()
+    out = tmp_path / "study"
+    args = ["examples/compare_settings.py", "--study", "defaults", "--only", "classic",
+            "--epochs", "3", "--max-steps", "160", "--seeds", "0", "--n", "200", "--out", str(out)]
+    proc = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log, deadline = out / "runs" / "label_smoothing=0.0-seed0" / "metrics.jsonl", time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().strip():          # its first record (step 50)
+            break
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, (stdout, stderr)
+    assert "Traceback" not in stderr + stdout, stderr
+    name = "SIGTERM" if sig == signal.SIGTERM else "Ctrl-C"
+    assert re.search(rf"interrupted at step \d+ \({name}\); checkpoint saved to .*; every "
+                     rf"finished run and score is kept", stdout), stdout
+    step = load_checkpoint(log.with_name("checkpoint.npz")).meta["step"]
+    assert 50 <= step < 160 and not log.with_name("done.json").exists()
+    hint = printed_hint(stdout, prefix="continue with: ")
+    assert hint.startswith(f"{python_as_shown()} examples/compare_settings.py --study defaults ")
+    finished = typed_in_a_shell(hint)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert json.loads(log.with_name("done.json").read_text())["g_updates"] == 160
+    assert "| classic | 1 |" in (out / "results.md").read_text()
