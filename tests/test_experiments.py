@@ -119,6 +119,9 @@ def test_too_few_seeds_and_the_bonferroni_correction():
     assert fixed["x"]["alpha"] == pytest.approx(0.05 / 3)
     assert fixed["x"]["overall"] == ("undecided: too few seeds (the rule needs at least 6 "
                                      "paired seeds, has 5)")
+    text = ex.format_comparison(study, "base", correction="bonferroni")
+    assert "p <= 0.0167" in text and "with 6 seeds: all 6" in text and "at least 6 paired" in text
+    assert "with 5 seeds: all 5" in ex.format_comparison(study, "base")
     with pytest.raises(ValueError, match="correction must be"):
         ex.compare_to_baseline(study, "base", correction="holm")
 
