@@ -27,6 +27,7 @@ import argparse
 import json
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from npgan.classifier import load_or_train_classifier
@@ -43,7 +44,7 @@ from npgan.train import TrainingInterrupted, read_metrics, train
 # baseline. Every run starts from TrainConfig's defaults with R1 off (UNCURED), so a
 # setting is exactly its changes, as when the studies were first run: "default" in a
 # name means label smoothing 0.1 and an EMA of G (0.999), the default until the
-# data-efficient study made R1 10 the MLP's default (docs/results.md).
+# data-efficient studies made R1 10 the default (docs/results.md).
 UNCURED = {"r1": 0.0}
 STUDIES = {
     "defaults": {   # what npgan's defaults rest on: label smoothing and the EMA of G
@@ -216,11 +217,12 @@ def save_seed_grids(rows, out, title_of):
     for i, (title, png) in enumerate(rows):
         ax = fig.add_subplot(1, len(rows), i + 1)
         ax.imshow(Image.open(png), cmap="gray")
-        ax.set_title(title_of(title), fontsize=8)
+        lines = title_of(title).split("\n")          # long setting names wrap, not collide
+        ax.set_title("\n".join(textwrap.fill(line, 34) for line in lines), fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig).print_figure(out, dpi=110)
+    FigureCanvasAgg(fig).print_figure(out, dpi=110, bbox_inches="tight")
     return out
 
 
