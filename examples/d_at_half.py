@@ -6,7 +6,7 @@
 The notes read "D's accuracy near 50%" as the sign of a well-trained pair (at the
 optimum D* = 1/2 everywhere), and warn that once G is good, D's feedback becomes
 noise. This trains the default MLP GAN without R1 (the plain game the notes are
-about; R1, the MLP's default since 7 December, holds D's real logits down on purpose)
+about; R1, the default since 7 December, holds D's real logits down on purpose)
 and plots, from
 metrics.jsonl, D's accuracy on real and on fake images (each batch, before D's
 update) and the norm of the gradient that reaches G's output, dL/dx_fake (g_step's

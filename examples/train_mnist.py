@@ -75,9 +75,9 @@ def build_parser(argv=None):
     # the cures for a D that memorizes a small data set (issue 25; docs/r1.md)
     p.add_argument("--r1", type=float, default=None, metavar="GAMMA",
                    help="R1 penalty GAMMA/2 E||grad D(x)||^2 at the real images (Mescheder et "
-                        "al. 2018; 0 = off); default: 10 on the MLP (it won the 5-seed study "
-                        "of docs/results.md), 0 on the DCGAN and the critics; with R1 the "
-                        "DCGAN's D is built without BatchNorm")
+                        "al. 2018; 0 = off); default: 10 (it won the 5-seed studies of "
+                        "docs/results.md), 0 for the critics and --spectral-norm; with R1 "
+                        "the DCGAN's D is built without BatchNorm")
     p.add_argument("--diffaug", default=DEFAULTS.diffaug, metavar="POLICY",
                    help="augment every image D sees, real and fake, in D's and G's steps "
                         "(Zhao et al. 2020): comma-separated from translation,cutout,color")

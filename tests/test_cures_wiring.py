@@ -209,8 +209,9 @@ def test_mbstd_sits_before_the_last_linear_which_takes_one_more_input():
 
 
 @pytest.mark.parametrize("changes, batchnorm", [
-    ({}, True), ({"r1": 10.0}, False), ({"d_batchnorm": False}, False),
-    ({"loss": "wgan-gp", "label_smoothing": 0.0}, False), ({"mbstd": True}, True)])
+    ({"r1": 0.0}, True), ({}, False), ({"r1": 10.0}, False),
+    ({"r1": 0.0, "d_batchnorm": False}, False), ({"loss": "wgan-gp", "label_smoothing": 0.0}, False),
+    ({"r1": 0.0, "mbstd": True}, True), ({"spectral_norm": True}, True)])
 def test_the_dcgan_d_has_batchnorm_unless_a_penalty_or_the_flag_removes_it(changes, batchnorm):
     config = TrainConfig(model="dcgan", base_channels=2, **changes)
     config.validate()
@@ -258,9 +259,11 @@ def test_good_cure_settings_pass_and_are_described_at_the_start():
     line = config.describe_loss()
     assert ("with R1 gamma 10, DiffAugment translation,cutout,color, minibatch stddev in D, "
             "D without BatchNorm") in line
-    # the default: R1 on the MLP (R1_DEFAULTS), no cure on the DCGAN
+    # the default: R1 on both models (R1_DEFAULTS), and so the DCGAN's D without BatchNorm
     assert TrainConfig().describe_loss().split("k = 1")[1] == "; with R1 gamma 10"
-    assert "with" not in TrainConfig(model="dcgan").describe_loss().split("k = 1")[1]
+    assert TrainConfig(model="dcgan").describe_loss().split("k = 1")[1] == (
+        "; with R1 gamma 10, D without BatchNorm")
+    assert "with" not in TrainConfig(model="dcgan", r1=0.0).describe_loss().split("k = 1")[1]
 
 
 def test_the_flags_set_the_fields():
@@ -280,7 +283,7 @@ def test_r1_defaults_to_the_measured_gamma_where_r1_can_be():
     normalized D (no double backward), and is fixed at construction, so the run and
     its checkpoint say the gamma used; a given gamma, 0 included, stays."""
     assert TrainConfig().r1 == R1_DEFAULTS["mlp"] == 10.0
-    assert TrainConfig(model="dcgan").r1 == R1_DEFAULTS["dcgan"]
+    assert TrainConfig(model="dcgan").r1 == R1_DEFAULTS["dcgan"] == 10.0
     assert TrainConfig(conditional=True).r1 == 10.0
     for config in (TrainConfig.for_loss("wgan-gp"), TrainConfig.for_loss("hinge"),
                    TrainConfig(spectral_norm=True)):
