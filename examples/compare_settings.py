@@ -130,6 +130,9 @@ STUDIES["data-efficient-dcgan"] = {
         {"label_smoothing": 0.1, "diffaug": "translation,cutout,color"}, "ema"),
     "default + R1 10 + DiffAugment translation,cutout": (
         {"label_smoothing": 0.1, "r1": 10.0, "diffaug": "translation,cutout"}, "ema"),
+    # at about 5,000 updates R1 won and minibatch stddev was level: the one combination left
+    "default + R1 10 + minibatch stddev": ({"label_smoothing": 0.1, "r1": 10.0, "mbstd": True},
+                                           "ema"),
 }
 
 
