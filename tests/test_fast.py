@@ -274,12 +274,17 @@ def test_training_steps_agree_on_both_paths(make_models, dtype):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["mlp", "dcgan"])
-def test_train_on_the_reference_path_and_the_fast_path_agree(tmp_path, model):
+@pytest.mark.parametrize("model, changes, n_noisy", [
+    ("mlp", {}, 0), ("dcgan", {}, 4), ("dcgan", {"r1": 0.0}, 5)],
+    ids=["mlp", "dcgan", "dcgan-r1=0"])
+def test_train_on_the_reference_path_and_the_fast_path_agree(tmp_path, model, changes, n_noisy):
     """npgan.train.train on MNIST-5k, 6 steps, TrainConfig(reference=True) against the
     default: the checkpoints' parameters (G, D, G's EMA) agree within 1e-6 relative
     (noise_driven biases: by size; BatchNorm's running means, which hold those biases,
-    are left out), and the run on the fast path did use the twins."""
+    are left out), and the run on the fast path did use the twins. The defaults train
+    with R1 (its double backward on both paths; the DCGAN's D then has no BatchNorm,
+    so only G's two biases before a BatchNorm, and their EMA, are noise-driven); with
+    r1=0 the DCGAN's D has its BatchNorm (one more)."""
     from npgan.checkpoint import load_checkpoint
     from npgan.config import TrainConfig
     from npgan.train import train
@@ -288,7 +293,7 @@ def test_train_on_the_reference_path_and_the_fast_path_agree(tmp_path, model):
         out = tmp_path / ("reference" if reference else "fast")
         config = TrainConfig(dataset="mnist-5k", model=model, latent_dim=8, g_hidden=(32,),
                              d_hidden=(32,), base_channels=4, batch_size=16, max_steps=6,
-                             log_every=3, out=str(out), reference=reference)
+                             log_every=3, out=str(out), reference=reference, **changes)
 
         def on_step(run):
             used.setdefault(reference, type(run.G.layers[0]).__name__)
@@ -300,7 +305,7 @@ def test_train_on_the_reference_path_and_the_fast_path_agree(tmp_path, model):
                             if k.startswith(("G", "D")) and "@" not in k}
     assert used == {True: "Linear", False: "FastLinear"}, used
     assert saved[True].keys() == saved[False].keys() and len(saved[True]) > 8, saved[True].keys()
-    assert noisy <= saved[True].keys() and len(noisy) == (0 if model == "mlp" else 5), noisy
+    assert noisy <= saved[True].keys() and len(noisy) == n_noisy, noisy
     assert_models_agree(saved[False], saved[True], noisy, "float32", steps=6)
 
 
