@@ -34,10 +34,10 @@ from npgan.classifier import load_or_train_classifier
 from npgan.cli import command, plain_warnings
 from npgan.config import LOSS_DEFAULTS, TrainConfig
 from npgan.experiments import format_comparison, late_mean, median_range, median_seed
+from npgan.files import write_atomically
 from npgan.metrics import evaluate_generator, reference_statistics
 from npgan.models import generate, load_generator
 from npgan.plots import plot_d_accuracy, save_grid
-from npgan.files import write_atomically
 from npgan.train import TrainingInterrupted, read_metrics, train
 
 # A study: {setting name: (TrainConfig changes, sampler)}; the first setting is the
