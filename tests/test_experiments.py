@@ -266,3 +266,39 @@ def test_compare_settings_script_end_to_end(tmp_path):
                            timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("seed") >= 4 and (out / "results.md").read_text() == table
+
+
+def test_a_stop_between_trainings_is_one_line_the_signal_code_and_the_same_command(
+        monkeypatch, capsys):
+    """Ctrl-C or SIGTERM while compare_settings scores a run (outside train()): the
+    line says so and prints the command typed, quoted for the shell; the exit code is
+    128 + the signal; the SIGTERM handler the script set is put back. (A stop during a
+    training: tests/test_faults.py, a real process.)"""
+    import signal
+    from tests.test_cures_wiring import load_example
+    script = load_example("compare_settings")
+    argv = ["--study", "defaults", "--only", "EMA of G", "--seeds", "0"]
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stopped(args):
+        assert signal.getsignal(signal.SIGTERM) is script.stop_on_sigterm
+        script.stop_on_sigterm(signal.SIGTERM, None)          # as the signal would
+
+    monkeypatch.setattr(script, "run_study", stopped)
+    with pytest.raises(SystemExit) as info:
+        script.main(argv)
+    assert info.value.code == 128 + signal.SIGTERM
+    out = capsys.readouterr().out
+    assert "interrupted (SIGTERM) outside a training; nothing half-written was kept; every " \
+           "finished run and score is kept" in out
+    assert out.rstrip().endswith("compare_settings.py --study defaults --only 'EMA of G' "
+                                 "--seeds 0"), out
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    def ctrl_c(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(script, "run_study", ctrl_c)
+    with pytest.raises(SystemExit) as info:
+        script.main(argv)
+    assert info.value.code == 130 and "interrupted (Ctrl-C) outside a training" in \
+        capsys.readouterr().out
